@@ -1,0 +1,1 @@
+"""Quart blueprints: the HTTP face of llmstream."""

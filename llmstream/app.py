@@ -1,0 +1,45 @@
+"""The application factory: `create_app(settings)`."""
+
+from __future__ import annotations
+
+from quart import Quart, render_template
+
+from llmstream import __version__
+from llmstream.api import demos, ops
+from llmstream.api.errors import install_error_handlers
+from llmstream.config import Settings, load_settings
+from llmstream.middleware import RequestIdMiddleware
+from llmstream.resources import ui_dir
+from llmstream.streaming import StreamHub, StreamOptions, install
+
+
+def create_app(settings: Settings | None = None) -> Quart:
+    """Build the app: streaming engine, ops routes, demos and the browser UI."""
+    settings = settings or load_settings()
+    app = Quart(
+        __name__,
+        template_folder=str(ui_dir("templates")),
+        static_folder=str(ui_dir("static")),
+        static_url_path="/static",
+    )
+    app.config["LLMSTREAM_SETTINGS"] = settings
+    hub = StreamHub(
+        max_streams=settings.max_streams,
+        options=StreamOptions(
+            heartbeat=settings.heartbeat,
+            write_timeout=settings.write_timeout,
+            max_duration=settings.max_duration,
+            retry_ms=settings.retry_ms,
+        ),
+    )
+    install(app, hub)
+    install_error_handlers(app)
+    app.register_blueprint(ops.blueprint)
+    app.register_blueprint(demos.blueprint)
+
+    @app.get("/")
+    async def index() -> str:
+        return await render_template("index.html", version=__version__)
+
+    app.asgi_app = RequestIdMiddleware(app.asgi_app)  # type: ignore[method-assign,assignment]
+    return app

@@ -1,0 +1,351 @@
+"""Spec-exact, sans-IO Server-Sent Events codec (WHATWG HTML §9.2 "Server-sent events").
+
+Encoding conventions (byte-exact tables in ``tests/unit/test_sse_encode.py``):
+
+* UTF-8, never a BOM; every line ends with LF; every event ends with one blank line.
+* Every line is ``name: value`` with exactly one space, so a value's own leading space survives
+  (the parser strips one space after the colon, §9.2.6). An empty value gives ``data: ``.
+* ``data`` and ``comment`` are split on CR, LF and CRLF only (the §9.2.5 end-of-line rule; never
+  ``str.splitlines()``, which also splits on U+2028, U+0085, ``\\v``, ``\\f`` ...): one line each.
+  A comment line is ``: text``.
+* Field order: comment lines, ``event``, ``id``, ``retry``, ``data``. Metadata before the payload
+  puts the small, fixed-shape lines first and the large, multi-line data last; a parser only acts
+  on the blank line, so any fixed order is equivalent on the wire.
+* ``data=None`` writes no data line (the client dispatches nothing); ``data=""`` writes ``data: ``
+  (the client dispatches an event with empty data).
+* An event with no field at all is refused: it would be a bare blank line that dispatches nothing.
+
+Decoded events (``SSEDecoder``) carry the state in force when the event was dispatched:
+``event`` is the type (``"message"`` when none was given), ``id`` the last event ID string
+(``""`` when never set or reset by an empty ``id`` field, as in the spec), ``retry`` the
+reconnection time set so far (``None`` if never), ``comment`` always ``None``.
+
+Exceptions::
+
+    ValueError
+     └── SSEFieldError   a value that cannot be written as an event stream
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import enum
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+__all__ = ["SSEDecoder", "SSEFieldError", "ServerSentEvent"]
+
+# §9.2.5: a line ends with CRLF, a lone LF or a lone CR -- and with nothing else.
+_EOL = re.compile(r"\r\n|\r|\n")
+
+
+class SSEFieldError(ValueError):
+    """A field value that cannot be written as Server-Sent Events."""
+
+
+def _show(value: object) -> str:
+    # Long values keep both ends: the offending character is often the last one.
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:60]}...{text[-17:]}"
+
+
+def _require_str(name: str, value: object) -> str:
+    if value.__class__ is not str and not isinstance(value, str):
+        raise SSEFieldError(
+            f"SSE field {name!r} must be a str or None, got {type(value).__name__}: {_show(value)}"
+        )
+    return value
+
+
+def _render(
+    data: str | None, event: str | None, id: str | None, retry: int | None, comment: str | None
+) -> bytes:
+    """Validate the fields and return the event's wire bytes."""
+    # f-strings rather than a list of parts: this runs once per token event.
+    text = ""
+    if comment is not None:
+        text = ": " + "\n: ".join(_EOL.split(_require_str("comment", comment))) + "\n"
+    if event is not None:
+        if "\r" in _require_str("event", event) or "\n" in event:
+            raise SSEFieldError(f"SSE field 'event' must not contain CR or LF: {_show(event)}")
+        text = f"{text}event: {event}\n"
+    if id is not None:
+        # A NUL makes every parser ignore the id (§9.2.6), so it could never take effect.
+        if "\r" in _require_str("id", id) or "\n" in id or "\0" in id:
+            raise SSEFieldError(f"SSE field 'id' must not contain CR, LF or NUL: {_show(id)}")
+        text = f"{text}id: {id}\n"
+    if retry is not None:
+        # Exact int only: bool is an int subclass but True is not a reconnection time.
+        if type(retry) is not int or retry < 0:
+            raise SSEFieldError(f"SSE field 'retry' must be a non-negative int, got {_show(retry)}")
+        try:
+            text = f"{text}retry: {retry}\n"
+        except ValueError:  # Python's int-to-str digit limit (sys.get_int_max_str_digits)
+            raise SSEFieldError(
+                f"SSE field 'retry' is too large to write: {retry.bit_length()} bits"
+            ) from None
+    if data is not None:
+        if "\r" in _require_str("data", data) or "\n" in data:
+            data = "\ndata: ".join(_EOL.split(data))
+        text = f"{text}data: {data}\n"
+    if not text:
+        raise SSEFieldError("ServerSentEvent needs at least one field: data, event, id, retry or comment")
+    try:
+        return f"{text}\n".encode()
+    except UnicodeEncodeError:
+        pass
+    # Slow path, only to name the culprit: a lone surrogate has no UTF-8 form.
+    for name, value in (("comment", comment), ("event", event), ("id", id), ("data", data)):
+        try:
+            (value or "").encode()
+        except UnicodeEncodeError as exc:
+            raise SSEFieldError(
+                f"SSE field {name!r} is not encodable as UTF-8 ({exc.reason} at index {exc.start}): "
+                f"{_show(value)}"
+            ) from None
+    raise AssertionError("unreachable: some field failed to encode")  # pragma: no cover
+
+
+def _non_finite(value: object) -> bool:
+    """Whether ``value`` holds a float NaN/±Infinity where orjson would silently write ``null``."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(map(_non_finite, value.values()))
+    if isinstance(value, list | tuple):
+        return any(map(_non_finite, value))
+    if isinstance(value, enum.Enum):
+        return _non_finite(value.value)
+    return False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True, init=False)
+class ServerSentEvent:
+    """One event; validated at construction, so an unwritable event never exists."""
+
+    data: str | None = None
+    event: str | None = None
+    id: str | None = None
+    retry: int | None = None
+    comment: str | None = None
+    # Wire bytes, built while validating (b"" until built for decoder-made events).
+    _wire: bytes = field(default=b"", init=False, repr=False, compare=False)
+
+    def __init__(
+        self,
+        *,
+        data: str | None = None,
+        event: str | None = None,
+        id: str | None = None,
+        retry: int | None = None,
+        comment: str | None = None,
+    ) -> None:
+        # Hand-written rather than generated: a frozen dataclass's __init__ pays object.__setattr__
+        # per field, about half the cost of a typical token event; the slot setters below do not.
+        _fill(self, data, event, id, retry, comment, _render(data, event, id, retry, comment))
+
+    def encode(self) -> bytes:
+        """The event as UTF-8 ``text/event-stream`` bytes, ending with a blank line."""
+        if not self._wire:
+            _fill(self, self.data, self.event, self.id, self.retry, None, _render(*_fields(self)))
+        return self._wire
+
+    @classmethod
+    def json(
+        cls, payload: Any, *, event: str | None = None, id: str | None = None, retry: int | None = None
+    ) -> ServerSentEvent:
+        """An event whose data is ``payload`` as compact JSON (UTF-8 kept, NaN/Infinity refused)."""
+        try:
+            # Compact and non-ASCII kept as UTF-8; refuses non-str keys, ints beyond 64 bits,
+            # lone surrogates and dataclasses (passed through so the NaN check below sees all floats).
+            raw = orjson.dumps(payload, option=orjson.OPT_PASSTHROUGH_DATACLASS)
+        except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+            raise SSEFieldError(f"SSE field 'data' cannot hold this payload as JSON: {exc}") from None
+        # orjson writes NaN/±Infinity as null instead of failing; JSON has no such numbers, so
+        # refuse them. Only output containing "null" can hide one: the common case costs one search.
+        if b"null" in raw and _non_finite(payload):
+            raise SSEFieldError("SSE field 'data': JSON cannot represent NaN or Infinity in the payload")
+        self = object.__new__(cls)
+        text = raw.decode()
+        _fill(self, text, event, id, retry, None, _render(text, event, id, retry, None))
+        return self
+
+    @classmethod
+    def _decoded(cls, data: str, event: str, id: str, retry: int | None) -> ServerSentEvent:
+        # The decoder's values are valid by construction (decoded text, split into lines), so it
+        # skips validation; encode() builds the bytes if they are ever asked for.
+        self = object.__new__(cls)
+        _fill(self, data, event, id, retry, None, b"")
+        return self
+
+
+def _fields(e: ServerSentEvent) -> tuple[str | None, str | None, str | None, int | None, None]:
+    return e.data, e.event, e.id, e.retry, None
+
+
+# The slots' own setters write past the frozen __setattr__, without its per-call name lookup.
+_SETTERS: tuple[Callable[[object, object], None], ...] = tuple(
+    vars(ServerSentEvent)[name].__set__ for name in ("data", "event", "id", "retry", "comment", "_wire")
+)
+
+
+def _fill(
+    e: ServerSentEvent,
+    data: str | None,
+    event: str | None,
+    id: str | None,
+    retry: int | None,
+    comment: str | None,
+    wire: bytes,
+) -> None:
+    set_data, set_event, set_id, set_retry, set_comment, set_wire = _SETTERS
+    set_data(e, data)
+    set_event(e, event)
+    set_id(e, id)
+    set_retry(e, retry)
+    set_comment(e, comment)
+    set_wire(e, wire)
+
+
+class SSEDecoder:
+    """Incremental ``text/event-stream`` parser (WHATWG HTML §9.2.5-§9.2.6), fed raw bytes.
+
+    ``feed()`` returns the events completed so far; ``flush()`` ends the stream.
+    """
+
+    __slots__ = (
+        "_data",
+        "_event",
+        "_id",
+        "_last_event_id",
+        "_pending",
+        "_retry",
+        "_skip_lf",
+        "_start",
+        "_utf8",
+    )
+
+    _data: list[str]
+    _event: str
+    _id: str
+    _last_event_id: str
+    _pending: list[str]
+    _retry: int | None
+    _skip_lf: bool
+    _start: bool
+    _utf8: codecs.IncrementalDecoder
+
+    def __init__(self) -> None:
+        self._last_event_id = ""
+        self._retry = None
+        self._new_stream()
+
+    def _new_stream(self) -> None:
+        # §9.2.5: "UTF-8 decode" turns invalid bytes into U+FFFD; incremental, so a character
+        # split across chunks is decoded whole.
+        self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+        self._start = True  # a BOM may still come
+        self._skip_lf = False  # the text so far ended with a CR
+        self._pending = []  # pieces of an unterminated line, joined once it ends (linear, not quadratic)
+        self._data = []  # data buffer as lines: "\n".join == the spec buffer minus its final LF
+        self._event = ""  # event type buffer
+        self._id = ""  # last event ID buffer (§9.2.5: per stream, starts empty)
+
+    @property
+    def last_event_id(self) -> str:
+        """The last event ID string: set when an event block ends, ``""`` until then (§9.2.6)."""
+        return self._last_event_id
+
+    @property
+    def retry(self) -> int | None:
+        """The reconnection time in milliseconds set by the stream, or ``None`` if never set."""
+        return self._retry
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[ServerSentEvent]:
+        """Parse a chunk; return the events it completed."""
+        text = self._utf8.decode(data)
+        if self._start and text:
+            # "UTF-8 decode" drops one leading BOM; decoding first means a BOM split across
+            # chunks is already one character here. Only at the very start of the stream.
+            self._start = False
+            if text[0] == "\ufeff":
+                text = text[1:]
+        if self._skip_lf and text:
+            # The previous chunk's final CR already ended its line (dispatching without waiting);
+            # an LF now is the second half of that CRLF, not a blank line.
+            self._skip_lf = False
+            if text[0] == "\n":
+                text = text[1:]
+        if not text:
+            return []
+        if "\r" in text:
+            lines = _EOL.split(text)
+            self._skip_lf = text[-1] == "\r"
+        else:
+            lines = text.split("\n")
+        tail = lines.pop()
+        if not lines:
+            self._pending.append(tail)
+            return []
+        if self._pending:
+            self._pending.append(lines[0])
+            lines[0] = "".join(self._pending)
+        self._pending = [tail] if tail else []
+        return self._process(lines)
+
+    def flush(self) -> list[ServerSentEvent]:
+        """End the stream and return what that completes: always nothing, per §9.2.6.
+
+        "Once the end of the file is reached, any pending data must be discarded": an unterminated
+        line and an event without its blank line are dropped (a final CR already ended its line in
+        ``feed``). The decoder is then ready for the next stream (a reconnection); ``last_event_id``
+        and ``retry`` persist, as they belong to the event source, not the stream.
+        """
+        self._new_stream()
+        return []
+
+    def _process(self, lines: list[str]) -> list[ServerSentEvent]:
+        events: list[ServerSentEvent] = []
+        data, event, id_, retry = self._data, self._event, self._id, self._retry
+        for line in lines:
+            if not line:
+                # Dispatch (§9.2.6): the ID string is set even when nothing is dispatched; an
+                # empty data buffer dispatches nothing; both buffers reset, the ID buffer does not.
+                self._last_event_id = id_
+                if data:
+                    events.append(ServerSentEvent._decoded("\n".join(data), event or "message", id_, retry))
+                    data = []
+                event = ""
+                continue
+            colon = line.find(":")
+            if colon == 0:  # a comment
+                continue
+            if colon > 0:
+                name = line[:colon]
+                value = line[colon + 1 :]
+                if value[:1] == " ":  # exactly one leading space is stripped
+                    value = value[1:]
+            else:  # no colon: the whole line is the name, the value is empty
+                name, value = line, ""
+            if name == "data":
+                data.append(value)
+            elif name == "event":
+                event = value
+            elif name == "id":
+                if "\0" not in value:
+                    id_ = value
+            elif name == "retry" and value.isascii() and value.isdigit():
+                # "Only ASCII digits": isdigit() alone would accept fullwidth or superscript digits.
+                # Past Python's int-from-str digit limit (> 10**4300 ms) the field is ignored, not a
+                # crash; leading zeros count towards that limit but not towards the value.
+                with contextlib.suppress(ValueError):
+                    retry = int(value.lstrip("0") or "0")
+            # Any other field name is ignored (§9.2.6), compared literally, no case folding.
+        self._data, self._event, self._id, self._retry = data, event, id_, retry
+        return events

@@ -1,0 +1,520 @@
+"""EventStream: the one place where an SSE response lives and dies.
+
+A route returns `event_stream(source)`, where `source` is an async iterable of `ServerSentEvent`s. The
+stream is then run by `StreamingHTTPConnection` (installed by `create_app`) instead of Quart's generic
+body loop, so that everything about its life is decided here:
+
+    run() ── admit? ──no──► 503 + Retry-After (JSON)             ┐
+      │yes                                                        │
+      ├─ producer task: source ─► encode ─► bounded chunk list    │ one close path: _finish(reason)
+      ├─ writer (this task): chunk list ─► one ASGI send          │ records the reason once, finalises
+      └─ watchdog (one per app, not per stream): heartbeat,       │ the producer and the source,
+         write timeout, max duration                              ┘ counts and logs.
+
+Why this shape:
+- Pull-based with a bounded buffer: a slow client blocks `send`, the buffer fills, the producer waits.
+  Memory per stream is bounded and there is no unbounded queue between producer and socket.
+- Events that are ready together leave in one write (coalescing): with an instant source, up to
+  `buffer_events` events share one ASGI message.
+- No per-event timer, lock or task: heartbeats, write timeouts and max durations are all checked by one
+  periodic watchdog per app, which compares counters the writer bumps.
+- A client disconnect reaches us as CancelledError (Quart cancels the handler task when the server
+  reports `http.disconnect`); we record the reason and re-raise, never swallow it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import random
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, Literal
+
+import orjson
+from quart import Quart, Response, current_app, request
+from quart.asgi import ASGIHTTPConnection
+from quart.typing import ResponseTypes
+from werkzeug.exceptions import HTTPException
+
+from llmstream.metrics import StreamMetrics
+from llmstream.sse import ServerSentEvent
+
+CloseReason = Literal[
+    "complete", "client_disconnected", "server_shutdown", "write_timeout", "max_duration", "error"
+]
+Send = Callable[[Any], Awaitable[None]]
+FinalEvent = Callable[["Closing"], "ServerSentEvent | None"]
+
+logger = logging.getLogger("llmstream.stream")
+
+_HUB_KEY = "llmstream.hub"
+# A comment line on its own, with no blank line after it: per WHATWG HTML §9.2.6 a line starting with
+# ":" is ignored, and without a blank line nothing is dispatched, so no client sees a phantom event.
+HEARTBEAT = b": heartbeat\n"
+_stream_numbers = itertools.count(1)
+DEFAULT_RETRY_MS = 3_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamOptions:
+    """Per-stream knobs; the app's defaults come from Settings."""
+
+    heartbeat: float = 15.0
+    write_timeout: float = 30.0
+    max_duration: float | None = None
+    retry_ms: int | None = DEFAULT_RETRY_MS
+    buffer_events: int = 64
+
+    def __post_init__(self) -> None:
+        for name in ("heartbeat", "write_timeout"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, not {getattr(self, name)}")
+        if self.max_duration is not None and self.max_duration <= 0:
+            raise ValueError(f"max_duration must be positive, not {self.max_duration}")
+        if self.buffer_events < 1:
+            raise ValueError(f"buffer_events must be at least 1, not {self.buffer_events}")
+
+
+@dataclass(frozen=True, slots=True)
+class Closing:
+    """What a final-event factory is told about the end of a stream."""
+
+    reason: CloseReason
+    stream_id: str
+    retry_ms: int
+    error: BaseException | None = None
+
+
+def default_final_event(closing: Closing) -> ServerSentEvent | None:
+    """The last event for each reason; protocols (OpenAI, Anthropic, ...) supply their own."""
+    if closing.reason == "server_shutdown":
+        # Tell the client to come back, after a jittered delay (`retry:`), on another worker if need be.
+        return ServerSentEvent.json(
+            {"reason": "server_shutdown", "retry_ms": closing.retry_ms},
+            event="close",
+            retry=closing.retry_ms,
+        )
+    if closing.reason == "max_duration":
+        return ServerSentEvent.json({"reason": "max_duration"}, event="close")
+    if closing.reason == "error":
+        return ServerSentEvent.json(
+            {
+                "error": {
+                    "type": "stream_error",
+                    "message": f"the stream failed (stream {closing.stream_id}); see the server log",
+                }
+            },
+            event="error",
+        )
+    return None
+
+
+class StreamHub:
+    """The app's open streams: admission control, shutdown, and the shared watchdog."""
+
+    def __init__(self, *, max_streams: int, options: StreamOptions) -> None:
+        self.max_streams = max_streams
+        self.options = options
+        self.open: set[EventStream] = set()
+        self.shutting_down = False
+        self.metrics = StreamMetrics(open_streams=lambda: len(self.open))
+        self._watchdog: asyncio.Task[None] | None = None
+        self._tick = _tick_for(options)
+
+    def admit(self, stream: EventStream) -> bool:
+        if self.shutting_down or len(self.open) >= self.max_streams:
+            self.metrics.streams_rejected += 1
+            return False
+        self.open.add(stream)
+        self._tick = min(self._tick, _tick_for(stream.options))
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="llmstream-watchdog")
+        return True
+
+    def release(self, stream: EventStream) -> None:
+        self.open.discard(stream)
+
+    def begin_shutdown(self) -> None:
+        """Refuse new streams and tell every open one to send its final event and end."""
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        logger.info("shutdown: closing %d open stream(s)", len(self.open))
+        for stream in list(self.open):
+            stream.request_close("server_shutdown")
+
+    async def stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.open:
+            await asyncio.sleep(self._tick)
+            now = loop.time()
+            for stream in list(self.open):
+                stream.check(now)
+
+
+def _tick_for(options: StreamOptions) -> float:
+    # Timers fire within one tick of their due time; a quarter of the shortest keeps that error small.
+    shortest = min(options.heartbeat, options.write_timeout, options.max_duration or float("inf"))
+    return min(max(shortest / 4, 0.02), 1.0)
+
+
+class EventStream:
+    """One SSE response: run once by `StreamingHTTPConnection`, closed through `_finish` only."""
+
+    def __init__(
+        self,
+        source: AsyncIterable[ServerSentEvent],
+        hub: StreamHub,
+        *,
+        options: StreamOptions,
+        final_event: FinalEvent = default_final_event,
+        stream_id: str | None = None,
+    ) -> None:
+        self.source = source
+        self.hub = hub
+        self.options = options
+        self.final_event = final_event
+        self.stream_id = stream_id or f"{os.getpid():x}-{next(_stream_numbers)}"
+        self.reason: CloseReason | None = None
+        self._state: Literal["new", "running", "finished"] = "new"
+        self._error: BaseException | None = None
+        self._events_produced = 0
+        # Between producer and writer: encoded events not yet written, at most `buffer_events` of them.
+        self._chunks: list[bytes] = []
+        self._pending_events = 0
+        self._wake: asyncio.Future[None] | None = None
+        self._space: asyncio.Future[None] | None = None
+        self._producer: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[Any] | None = None
+        # Progress counters the watchdog reads: no clock reads on the per-event path.
+        self._writes = 0
+        self._in_send = False
+        self._seen_writes = -1
+        self._quiet_since = 0.0
+        self._send_seen = -1
+        self._send_seen_at = 0.0
+        self._opened_at = 0.0
+        self.events_sent = 0
+        self.bytes_sent = 0
+
+    # ---- the life of the stream -------------------------------------------------------------------
+
+    async def run(
+        self, send: Send, *, status: int = 200, headers: Iterable[tuple[bytes, bytes]] = ()
+    ) -> None:
+        """Send the whole response. Returns when the stream has ended, for whatever reason."""
+        if self._state != "new":
+            raise RuntimeError(f"stream {self.stream_id} was already started; an EventStream runs once")
+        self._state = "running"
+        loop = asyncio.get_running_loop()
+        if not self.hub.admit(self):
+            await self._refuse(send)
+            return
+        self._task = asyncio.current_task()
+        self._opened_at = self._quiet_since = loop.time()
+        try:
+            self._producer = loop.create_task(self._produce(), name=f"llmstream-producer-{self.stream_id}")
+            # Let the producer take its first step: a source that fails at once (before any await) is
+            # still answered with a proper HTTP error instead of a 200 stream holding an error event.
+            await asyncio.sleep(0)
+            if self.reason == "error" and self._events_produced == 0:
+                await _send_error_response(send, self._error)
+                return
+            await send({"type": "http.response.start", "status": status, "headers": list(headers)})
+            await self._write(send, self._opening(), 0)
+            await self._pump(send)
+            final = self._final_bytes()
+            await send({"type": "http.response.body", "body": final, "more_body": False})
+            self.bytes_sent += len(final)
+        except asyncio.CancelledError:
+            self._set_reason("client_disconnected")
+            raise
+        except Exception as exc:  # the server's send failed: nothing more can be written
+            self._set_reason("error")
+            self._error = self._error or exc
+        finally:
+            await self._finish()
+
+    def request_close(self, reason: CloseReason) -> None:
+        """Ask the stream to end with `reason`: flush what is ready, send the final event, close."""
+        self._set_reason(reason)
+        if self._producer is not None and reason != "complete":
+            self._producer.cancel()
+        self._wake_writer()
+
+    def check(self, now: float) -> None:
+        """The watchdog's look at this stream, once per tick."""
+        options = self.options
+        if self._writes != self._seen_writes:
+            self._seen_writes = self._writes
+            self._quiet_since = now
+        if self._in_send:
+            if self._send_seen != self._writes:
+                self._send_seen, self._send_seen_at = self._writes, now
+            elif now - self._send_seen_at >= options.write_timeout and self._task is not None:
+                # The client accepts no bytes: nothing more can be sent, so drop the connection.
+                self._set_reason("write_timeout")
+                self._task.cancel()
+            return
+        if options.max_duration is not None and now - self._opened_at >= options.max_duration:
+            self.request_close("max_duration")
+        elif now - self._quiet_since >= options.heartbeat and not self._chunks and self.reason is None:
+            self._chunks.append(HEARTBEAT)
+            self._wake_writer()
+
+    # ---- producer and writer ----------------------------------------------------------------------
+
+    async def _produce(self) -> None:
+        try:
+            async for event in self.source:
+                self._chunks.append(event.encode())
+                self._pending_events += 1
+                self._events_produced += 1
+                self._wake_writer()
+                if len(self._chunks) >= self.options.buffer_events:
+                    self._space = asyncio.get_running_loop().create_future()
+                    await self._space
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._error = exc
+            self._set_reason("error")
+        else:
+            self._set_reason("complete")
+        # Not request_close(): a task must not cancel itself on its way out.
+        self._wake_writer()
+
+    async def _pump(self, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            if self._chunks:
+                chunks, events = self._chunks, self._pending_events
+                self._chunks, self._pending_events = [], 0
+                space, self._space = self._space, None
+                # Done already when request_close() cancelled the producer while it waited for room.
+                if space is not None and not space.done():
+                    space.set_result(None)
+                await self._write(send, chunks[0] if len(chunks) == 1 else b"".join(chunks), events)
+            elif self.reason is not None:
+                return
+            else:
+                self._wake = loop.create_future()
+                try:
+                    await self._wake
+                finally:
+                    self._wake = None
+
+    async def _write(self, send: Send, body: bytes, events: int) -> None:
+        self._in_send = True
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        self._in_send = False
+        self._writes += 1
+        self.events_sent += events
+        self.bytes_sent += len(body)
+
+    def _wake_writer(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    def _set_reason(self, reason: CloseReason) -> None:
+        if self.reason is None:
+            self.reason = reason
+
+    # ---- the one close path -----------------------------------------------------------------------
+
+    async def _finish(self) -> None:
+        """Finalise producer and source, then count and log the close, exactly once."""
+        if self._state == "finished":
+            return
+        self._state = "finished"
+        reason: CloseReason = self.reason or "error"
+        producer = self._producer
+        if producer is not None:
+            producer.cancel()
+            # Wait for the producer to unwind (its source sees CancelledError at its await point) ...
+            await asyncio.gather(producer, return_exceptions=True)
+        # ... and close the source in case it was parked at a `yield` or never started.
+        await _aclose_quietly(self.source, self.stream_id)
+        self.hub.release(self)
+        metrics = self.hub.metrics
+        metrics.events_sent += self.events_sent
+        metrics.bytes_sent += self.bytes_sent
+        duration = asyncio.get_running_loop().time() - self._opened_at
+        metrics.stream_closed(reason, duration)
+        if reason == "error" and self._error is not None:
+            logger.error(
+                "stream %s failed after %d events",
+                self.stream_id,
+                self.events_sent,
+                exc_info=self._error,
+                extra={"stream_id": self.stream_id},
+            )
+        logger.info(
+            "stream %s closed: %s after %.3f s, %d events, %d bytes",
+            self.stream_id,
+            reason,
+            duration,
+            self.events_sent,
+            self.bytes_sent,
+            extra={"stream_id": self.stream_id, "reason": reason},
+        )
+
+    async def _refuse(self, send: Send) -> None:
+        retry_after = max(1, round(self._retry_base_ms() / 1000)) if self.hub.shutting_down else 1
+        why = "the server is shutting down" if self.hub.shutting_down else "too many open streams"
+        try:
+            await _send_json(
+                send,
+                503,
+                {"error": {"type": "unavailable", "message": f"{why}; retry after {retry_after} s"}},
+                [(b"retry-after", str(retry_after).encode())],
+            )
+        finally:
+            self._state = "finished"
+            await _aclose_quietly(self.source, self.stream_id)
+
+    def _opening(self) -> bytes:
+        # Sent at once so that clients and proxies see the stream open before the first token. Like
+        # HEARTBEAT it holds no blank line: `retry` takes effect when its line is read (§9.2.6), and no
+        # event is dispatched.
+        if self.options.retry_ms is None:
+            return b": stream open\n"
+        return b": stream open\nretry: %d\n" % self.options.retry_ms
+
+    def _retry_base_ms(self) -> int:
+        # 0 is a valid choice ("come back at once"); only None means "not configured".
+        return DEFAULT_RETRY_MS if self.options.retry_ms is None else self.options.retry_ms
+
+    def _final_bytes(self) -> bytes:
+        assert self.reason is not None  # _pump returns only once a reason is set
+        base = self._retry_base_ms()
+        retry_ms = round(base * random.uniform(0.5, 1.5)) if self.reason == "server_shutdown" else base
+        event = self.final_event(Closing(self.reason, self.stream_id, retry_ms, self._error))
+        return b"" if event is None else event.encode()
+
+
+async def _aclose_quietly(source: object, stream_id: str) -> None:
+    aclose = getattr(source, "aclose", None)
+    if aclose is None:
+        return
+    try:
+        await aclose()
+    except Exception:
+        logger.exception("stream %s: closing its source failed", stream_id, extra={"stream_id": stream_id})
+
+
+async def _send_json(
+    send: Send, status: int, payload: object, extra_headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = orjson.dumps(payload)
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", str(len(body)).encode()),
+        (b"cache-control", b"no-store"),
+        *(extra_headers or []),
+    ]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _send_error_response(send: Send, error: BaseException | None) -> None:
+    if isinstance(error, HTTPException) and error.code is not None:
+        status, kind, message = error.code, error.name.lower().replace(" ", "_"), error.description or ""
+    else:
+        status, kind, message = 500, "internal_error", "the stream failed before its first event"
+    await _send_json(send, status, {"error": {"type": kind, "message": message}})
+
+
+# ---- Quart integration ---------------------------------------------------------------------------
+
+
+class EventStreamResponse(Response):
+    """A Quart response whose body is an `EventStream`; sent by `StreamingHTTPConnection`."""
+
+    def __init__(
+        self, stream: EventStream, *, http_version: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(_NotIterable(), status=200, headers=headers)
+        self.stream = stream
+        self.timeout = None  # Quart's RESPONSE_TIMEOUT (60 s) would silently cut the stream.
+        self.headers["Content-Type"] = "text/event-stream"
+        self.headers["Cache-Control"] = "no-cache"
+        self.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer this response
+        if http_version == "1.1":
+            # Connection-specific headers are illegal on HTTP/2 (RFC 9113 §8.2.2) and meaningless on 3.
+            self.headers["Connection"] = "keep-alive"
+
+
+class _NotIterable:
+    def __aiter__(self) -> _NotIterable:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise RuntimeError(
+            "an EventStreamResponse is sent by StreamingHTTPConnection: build the app with create_app()"
+        )
+
+
+# Headers that must never reach the wire on an SSE response: a length or a compression would make
+# clients and proxies buffer; transfer framing belongs to the server.
+_DROPPED_HEADERS = frozenset({b"content-length", b"content-encoding", b"transfer-encoding"})
+
+
+class StreamingHTTPConnection(ASGIHTTPConnection):
+    """Quart's HTTP connection, handing EventStreamResponses to their own `run()`."""
+
+    async def _send_response(self, send: Any, response: ResponseTypes) -> None:
+        if not isinstance(response, EventStreamResponse):
+            await super()._send_response(send, response)
+            return
+        headers = [
+            (name, value)
+            for name, value in _encode_headers(response.headers.items())
+            if name not in _DROPPED_HEADERS
+        ]
+        await response.stream.run(send, status=response.status_code, headers=headers)
+
+
+def _encode_headers(items: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in items]
+
+
+def install(app: Quart, hub: StreamHub) -> None:
+    """Wire the engine into `app`: the connection class, the hub, and its shutdown."""
+    app.asgi_http_class = StreamingHTTPConnection
+    app.extensions[_HUB_KEY] = hub
+
+    @app.after_serving
+    async def _stop_watchdog() -> None:
+        hub.begin_shutdown()
+        await hub.stop_watchdog()
+
+
+def hub_of(app: Quart) -> StreamHub:
+    hub: StreamHub = app.extensions[_HUB_KEY]
+    return hub
+
+
+def event_stream(
+    source: AsyncIterable[ServerSentEvent],
+    *,
+    final_event: FinalEvent = default_final_event,
+    headers: dict[str, str] | None = None,
+    **options: Any,
+) -> EventStreamResponse:
+    """The response for `source`, with the app's stream options overridden by `options`."""
+    hub = hub_of(current_app)
+    stream_options = replace(hub.options, **options) if options else hub.options
+    stream = EventStream(source, hub, options=stream_options, final_event=final_event)
+    return EventStreamResponse(stream, http_version=request.http_version, headers=headers)

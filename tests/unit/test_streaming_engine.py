@@ -1,0 +1,161 @@
+"""EventStream's contract at the ASGI boundary; the behaviour over sockets is in tests/integration."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from llmstream import ServerSentEvent
+from llmstream.streaming import Closing, EventStream, StreamHub, StreamOptions, default_final_event
+
+
+class RecordingSend:
+    """An ASGI `send` that keeps the messages, as a server would put them on the wire."""
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.messages if m["type"] == "http.response.body")
+
+
+async def tokens(n: int) -> AsyncIterator[ServerSentEvent]:
+    for i in range(n):
+        yield ServerSentEvent.json({"i": i}, event="token", id=str(i))
+
+
+def new_stream(source: AsyncIterator[ServerSentEvent], **options: Any) -> EventStream:
+    hub = StreamHub(max_streams=10, options=StreamOptions(**options))
+    return EventStream(source, hub, options=hub.options)
+
+
+async def test_a_stream_runs_whole_and_ends_with_more_body_false() -> None:
+    send = RecordingSend()
+    stream = new_stream(tokens(100))
+    await stream.run(send)
+    assert send.messages[0]["type"] == "http.response.start"
+    assert send.messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    assert send.body.count(b"event: token\n") == 100
+    assert stream.reason == "complete"
+    assert stream.hub.metrics.closed["complete"] == 1
+    assert stream.hub.open == set()
+
+
+async def test_ready_events_are_coalesced_into_few_writes() -> None:
+    send = RecordingSend()
+    await new_stream(tokens(1000), buffer_events=64).run(send)
+    body_writes = [m for m in send.messages if m["type"] == "http.response.body" and m["body"]]
+    # 1000 events ready at once leave in writes of up to 64 events, not in 1000 writes.
+    assert len(body_writes) <= 1000 // 64 + 3
+
+
+async def test_a_stream_cannot_be_started_twice() -> None:
+    stream = new_stream(tokens(1))
+    await stream.run(RecordingSend())
+    with pytest.raises(RuntimeError, match="already started"):
+        await stream.run(RecordingSend())
+
+
+async def test_source_closed_when_refused_at_the_cap() -> None:
+    closed = []
+
+    async def source() -> AsyncIterator[ServerSentEvent]:
+        try:
+            yield ServerSentEvent(data="x")
+        finally:
+            closed.append(True)
+
+    hub = StreamHub(max_streams=1, options=StreamOptions())
+    hub.shutting_down = True  # refuses every new stream
+    send = RecordingSend()
+    generator = source()
+    await anext(generator)  # started, so its finally has something to do
+    await EventStream(generator, hub, options=hub.options).run(send)
+    assert send.messages[0]["status"] == 503
+    assert closed == [True]
+
+
+def test_shutdown_final_event_tells_the_client_to_come_back() -> None:
+    event = default_final_event(Closing("server_shutdown", "s-1", 2345))
+    assert event is not None
+    assert event.event == "close"
+    assert event.retry == 2345
+    assert json.loads(event.data or "") == {"reason": "server_shutdown", "retry_ms": 2345}
+
+
+@pytest.mark.parametrize("reason", ["complete", "client_disconnected", "write_timeout"])
+def test_no_final_event_where_none_can_or_need_be_sent(reason: Any) -> None:
+    assert default_final_event(Closing(reason, "s-1", 1000)) is None
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"heartbeat": 0}, "heartbeat must be positive"),
+        ({"write_timeout": -1}, "write_timeout must be positive"),
+        ({"max_duration": 0}, "max_duration must be positive"),
+        ({"buffer_events": 0}, "buffer_events must be at least 1"),
+    ],
+)
+def test_stream_options_refuse_bad_values(options: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        StreamOptions(**options)
+
+
+class BlockingSend(RecordingSend):
+    """A client whose socket is full: body writes wait until `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.blocked = asyncio.Event()
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message["more_body"] and self.messages:
+            self.blocked.set()
+            await self.release.wait()
+        await super().__call__(message)
+
+
+async def endless_tokens() -> AsyncIterator[ServerSentEvent]:
+    i = 0
+    while True:
+        yield ServerSentEvent.json({"i": i}, event="token")
+        i += 1
+
+
+async def test_final_event_sent_when_shutdown_finds_the_producer_waiting_for_space() -> None:
+    # Regression: the producer, parked on a full buffer, was cancelled by shutdown; the writer then
+    # resolved the cancelled "space" future, failed with InvalidStateError and never sent the final event.
+    send = BlockingSend()
+    stream = new_stream(endless_tokens(), buffer_events=2)
+    running = asyncio.create_task(stream.run(send))
+    await asyncio.wait_for(send.blocked.wait(), 5)
+    await asyncio.sleep(0.01)  # the producer fills the buffer and waits for room
+    stream.hub.begin_shutdown()
+    send.release.set()
+    await asyncio.wait_for(running, 5)
+    assert stream.reason == "server_shutdown"
+    assert send.messages[-1]["more_body"] is False
+    assert b"event: close\n" in send.messages[-1]["body"]
+
+
+async def test_retry_ms_zero_is_kept_in_the_shutdown_event() -> None:
+    # Regression: `retry_ms or 3000` turned a configured 0 ("come back at once") into about 3000.
+    send = BlockingSend()
+    stream = new_stream(endless_tokens(), retry_ms=0)
+    running = asyncio.create_task(stream.run(send))
+    await asyncio.wait_for(send.blocked.wait(), 5)
+    stream.hub.begin_shutdown()
+    send.release.set()
+    await asyncio.wait_for(running, 5)
+    assert send.body.startswith(b": stream open\nretry: 0\n")
+    assert b"retry: 0\n" in send.messages[-1]["body"]
