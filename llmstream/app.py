@@ -8,9 +8,11 @@ from llmstream import __version__
 from llmstream.api import demos, ops
 from llmstream.api.errors import install_error_handlers
 from llmstream.config import Settings, load_settings
+from llmstream.hub import StreamHub
 from llmstream.middleware import RequestIdMiddleware
 from llmstream.resources import ui_dir
-from llmstream.streaming import StreamHub, StreamOptions, install
+from llmstream.sse_response import install
+from llmstream.streaming import StreamOptions
 
 
 def create_app(settings: Settings | None = None) -> Quart:

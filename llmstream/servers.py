@@ -38,8 +38,9 @@ from quart import Quart
 
 from llmstream.app import create_app
 from llmstream.config import LoopName, Settings
+from llmstream.hub import StreamHub
 from llmstream.logging_setup import logging_config
-from llmstream.streaming import StreamHub, hub_of
+from llmstream.sse_response import hub_of
 from llmstream.supervisor import Supervisor, Worker
 
 BACKLOG = 2048  # Uvicorn's default; the kernel's queue of connections not yet accepted

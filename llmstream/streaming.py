@@ -1,14 +1,14 @@
 """EventStream: the one place where an SSE response lives and dies.
 
-A route returns `event_stream(source)`, where `source` is an async iterable of `ServerSentEvent`s. The
-stream is then run by `StreamingHTTPConnection` (installed by `create_app`) instead of Quart's generic
-body loop, so that everything about its life is decided here:
+A route returns `event_stream(source)` (llmstream.sse_response), where `source` is an async iterable of
+`ServerSentEvent`s. The stream is then run by `StreamingHTTPConnection` instead of Quart's generic body
+loop, so that everything about its life is decided here:
 
     run() ── admit? ──no──► 503 + Retry-After (JSON)             ┐
       │yes                                                        │
       ├─ producer task: source ─► encode ─► bounded chunk list    │ one close path: _finish(reason)
       ├─ writer (this task): chunk list ─► one ASGI send          │ records the reason once, finalises
-      └─ watchdog (one per app, not per stream): heartbeat,       │ the producer and the source,
+      └─ watchdog (StreamHub, one per app): heartbeat,            │ the producer and the source,
          write timeout, max duration                              ┘ counts and logs.
 
 Why this shape:
@@ -25,23 +25,21 @@ Why this shape:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import os
 import random
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
-from dataclasses import dataclass, replace
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
-from quart import Quart, Response, current_app, request
-from quart.asgi import ASGIHTTPConnection
-from quart.typing import ResponseTypes
 from werkzeug.exceptions import HTTPException
 
-from llmstream.metrics import StreamMetrics
 from llmstream.sse import ServerSentEvent
+
+if TYPE_CHECKING:
+    from llmstream.hub import StreamHub
 
 CloseReason = Literal[
     "complete", "client_disconnected", "server_shutdown", "write_timeout", "max_duration", "error"
@@ -51,7 +49,6 @@ FinalEvent = Callable[["Closing"], "ServerSentEvent | None"]
 
 logger = logging.getLogger("llmstream.stream")
 
-_HUB_KEY = "llmstream.hub"
 # A comment line on its own, with no blank line after it: per WHATWG HTML §9.2.6 a line starting with
 # ":" is ignored, and without a blank line nothing is dispatched, so no client sees a phantom event.
 HEARTBEAT = b": heartbeat\n"
@@ -111,62 +108,6 @@ def default_final_event(closing: Closing) -> ServerSentEvent | None:
             event="error",
         )
     return None
-
-
-class StreamHub:
-    """The app's open streams: admission control, shutdown, and the shared watchdog."""
-
-    def __init__(self, *, max_streams: int, options: StreamOptions) -> None:
-        self.max_streams = max_streams
-        self.options = options
-        self.open: set[EventStream] = set()
-        self.shutting_down = False
-        self.metrics = StreamMetrics(open_streams=lambda: len(self.open))
-        self._watchdog: asyncio.Task[None] | None = None
-        self._tick = _tick_for(options)
-
-    def admit(self, stream: EventStream) -> bool:
-        if self.shutting_down or len(self.open) >= self.max_streams:
-            self.metrics.streams_rejected += 1
-            return False
-        self.open.add(stream)
-        self._tick = min(self._tick, _tick_for(stream.options))
-        if self._watchdog is None or self._watchdog.done():
-            self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="llmstream-watchdog")
-        return True
-
-    def release(self, stream: EventStream) -> None:
-        self.open.discard(stream)
-
-    def begin_shutdown(self) -> None:
-        """Refuse new streams and tell every open one to send its final event and end."""
-        if self.shutting_down:
-            return
-        self.shutting_down = True
-        logger.info("shutdown: closing %d open stream(s)", len(self.open))
-        for stream in list(self.open):
-            stream.request_close("server_shutdown")
-
-    async def stop_watchdog(self) -> None:
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
-            self._watchdog = None
-
-    async def _watch(self) -> None:
-        loop = asyncio.get_running_loop()
-        while self.open:
-            await asyncio.sleep(self._tick)
-            now = loop.time()
-            for stream in list(self.open):
-                stream.check(now)
-
-
-def _tick_for(options: StreamOptions) -> float:
-    # Timers fire within one tick of their due time; a quarter of the shortest keeps that error small.
-    shortest = min(options.heartbeat, options.write_timeout, options.max_duration or float("inf"))
-    return min(max(shortest / 4, 0.02), 1.0)
 
 
 class EventStream:
@@ -434,87 +375,3 @@ async def _send_error_response(send: Send, error: BaseException | None) -> None:
     else:
         status, kind, message = 500, "internal_error", "the stream failed before its first event"
     await _send_json(send, status, {"error": {"type": kind, "message": message}})
-
-
-# ---- Quart integration ---------------------------------------------------------------------------
-
-
-class EventStreamResponse(Response):
-    """A Quart response whose body is an `EventStream`; sent by `StreamingHTTPConnection`."""
-
-    def __init__(
-        self, stream: EventStream, *, http_version: str, headers: dict[str, str] | None = None
-    ) -> None:
-        super().__init__(_NotIterable(), status=200, headers=headers)
-        self.stream = stream
-        self.timeout = None  # Quart's RESPONSE_TIMEOUT (60 s) would silently cut the stream.
-        self.headers["Content-Type"] = "text/event-stream"
-        self.headers["Cache-Control"] = "no-cache"
-        self.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer this response
-        if http_version == "1.1":
-            # Connection-specific headers are illegal on HTTP/2 (RFC 9113 §8.2.2) and meaningless on 3.
-            self.headers["Connection"] = "keep-alive"
-
-
-class _NotIterable:
-    def __aiter__(self) -> _NotIterable:
-        return self
-
-    async def __anext__(self) -> bytes:
-        raise RuntimeError(
-            "an EventStreamResponse is sent by StreamingHTTPConnection: build the app with create_app()"
-        )
-
-
-# Headers that must never reach the wire on an SSE response: a length or a compression would make
-# clients and proxies buffer; transfer framing belongs to the server.
-_DROPPED_HEADERS = frozenset({b"content-length", b"content-encoding", b"transfer-encoding"})
-
-
-class StreamingHTTPConnection(ASGIHTTPConnection):
-    """Quart's HTTP connection, handing EventStreamResponses to their own `run()`."""
-
-    async def _send_response(self, send: Any, response: ResponseTypes) -> None:
-        if not isinstance(response, EventStreamResponse):
-            await super()._send_response(send, response)
-            return
-        headers = [
-            (name, value)
-            for name, value in _encode_headers(response.headers.items())
-            if name not in _DROPPED_HEADERS
-        ]
-        await response.stream.run(send, status=response.status_code, headers=headers)
-
-
-def _encode_headers(items: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in items]
-
-
-def install(app: Quart, hub: StreamHub) -> None:
-    """Wire the engine into `app`: the connection class, the hub, and its shutdown."""
-    app.asgi_http_class = StreamingHTTPConnection
-    app.extensions[_HUB_KEY] = hub
-
-    @app.after_serving
-    async def _stop_watchdog() -> None:
-        hub.begin_shutdown()
-        await hub.stop_watchdog()
-
-
-def hub_of(app: Quart) -> StreamHub:
-    hub: StreamHub = app.extensions[_HUB_KEY]
-    return hub
-
-
-def event_stream(
-    source: AsyncIterable[ServerSentEvent],
-    *,
-    final_event: FinalEvent = default_final_event,
-    headers: dict[str, str] | None = None,
-    **options: Any,
-) -> EventStreamResponse:
-    """The response for `source`, with the app's stream options overridden by `options`."""
-    hub = hub_of(current_app)
-    stream_options = replace(hub.options, **options) if options else hub.options
-    stream = EventStream(source, hub, options=stream_options, final_event=final_event)
-    return EventStreamResponse(stream, http_version=request.http_version, headers=headers)

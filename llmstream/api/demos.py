@@ -9,7 +9,7 @@ from quart import Blueprint, render_template, request
 
 from llmstream.api.errors import BadRequest
 from llmstream.sse import ServerSentEvent
-from llmstream.streaming import EventStreamResponse, event_stream
+from llmstream.sse_response import EventStreamResponse, event_stream
 
 blueprint = Blueprint("demos", __name__, url_prefix="/demo")
 

@@ -6,7 +6,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from quart import Blueprint, Response, current_app
 
 from llmstream.api.errors import error_response
-from llmstream.streaming import hub_of
+from llmstream.sse_response import hub_of
 
 blueprint = Blueprint("ops", __name__)
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from llmstream import ServerSentEvent
-from llmstream.streaming import Closing, EventStream, StreamHub, StreamOptions, default_final_event
+from llmstream.hub import StreamHub
+from llmstream.streaming import Closing, EventStream, StreamOptions, default_final_event
 
 
 class RecordingSend:

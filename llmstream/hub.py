@@ -1,0 +1,75 @@
+"""StreamHub: an app's open streams, admission control, shutdown and the one shared watchdog.
+
+The watchdog is why no stream needs a timer of its own: once per tick it looks at every open stream's
+progress counters and sends heartbeats, enforces write timeouts and ends streams at their max duration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING
+
+from llmstream.metrics import StreamMetrics
+
+if TYPE_CHECKING:
+    from llmstream.streaming import EventStream, StreamOptions
+
+logger = logging.getLogger("llmstream.stream")
+
+
+class StreamHub:
+    """The app's open streams: admission control, shutdown, and the shared watchdog."""
+
+    def __init__(self, *, max_streams: int, options: StreamOptions) -> None:
+        self.max_streams = max_streams
+        self.options = options
+        self.open: set[EventStream] = set()
+        self.shutting_down = False
+        self.metrics = StreamMetrics(open_streams=lambda: len(self.open))
+        self._watchdog: asyncio.Task[None] | None = None
+        self._tick = _tick_for(options)
+
+    def admit(self, stream: EventStream) -> bool:
+        if self.shutting_down or len(self.open) >= self.max_streams:
+            self.metrics.streams_rejected += 1
+            return False
+        self.open.add(stream)
+        self._tick = min(self._tick, _tick_for(stream.options))
+        if self._watchdog is None or self._watchdog.done():
+            self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="llmstream-watchdog")
+        return True
+
+    def release(self, stream: EventStream) -> None:
+        self.open.discard(stream)
+
+    def begin_shutdown(self) -> None:
+        """Refuse new streams and tell every open one to send its final event and end."""
+        if self.shutting_down:
+            return
+        self.shutting_down = True
+        logger.info("shutdown: closing %d open stream(s)", len(self.open))
+        for stream in list(self.open):
+            stream.request_close("server_shutdown")
+
+    async def stop_watchdog(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+            self._watchdog = None
+
+    async def _watch(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self.open:
+            await asyncio.sleep(self._tick)
+            now = loop.time()
+            for stream in list(self.open):
+                stream.check(now)
+
+
+def _tick_for(options: StreamOptions) -> float:
+    # Timers fire within one tick of their due time; a quarter of the shortest keeps that error small.
+    shortest = min(options.heartbeat, options.write_timeout, options.max_duration or float("inf"))
+    return min(max(shortest / 4, 0.02), 1.0)

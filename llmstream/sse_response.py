@@ -1,0 +1,103 @@
+"""Quart integration: `event_stream(source)` in a route, and the connection class that sends it.
+
+Quart's own body loop would send an SSE response like any other (and cut it after RESPONSE_TIMEOUT);
+`StreamingHTTPConnection` instead hands an `EventStreamResponse` to its `EventStream.run()`, which owns
+the response from the first header to the last byte.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, Iterable
+from dataclasses import replace
+from typing import Any
+
+from quart import Quart, Response, current_app, request
+from quart.asgi import ASGIHTTPConnection
+from quart.typing import ResponseTypes
+
+from llmstream.hub import StreamHub
+from llmstream.sse import ServerSentEvent
+from llmstream.streaming import EventStream, FinalEvent, default_final_event
+
+_HUB_KEY = "llmstream.hub"
+
+
+class EventStreamResponse(Response):
+    """A Quart response whose body is an `EventStream`; sent by `StreamingHTTPConnection`."""
+
+    def __init__(
+        self, stream: EventStream, *, http_version: str, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(_NotIterable(), status=200, headers=headers)
+        self.stream = stream
+        self.timeout = None  # Quart's RESPONSE_TIMEOUT (60 s) would silently cut the stream.
+        self.headers["Content-Type"] = "text/event-stream"
+        self.headers["Cache-Control"] = "no-cache"
+        self.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer this response
+        if http_version == "1.1":
+            # Connection-specific headers are illegal on HTTP/2 (RFC 9113 §8.2.2) and meaningless on 3.
+            self.headers["Connection"] = "keep-alive"
+
+
+class _NotIterable:
+    def __aiter__(self) -> _NotIterable:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise RuntimeError(
+            "an EventStreamResponse is sent by StreamingHTTPConnection: build the app with create_app()"
+        )
+
+
+# Headers that must never reach the wire on an SSE response: a length or a compression would make
+# clients and proxies buffer; transfer framing belongs to the server.
+_DROPPED_HEADERS = frozenset({b"content-length", b"content-encoding", b"transfer-encoding"})
+
+
+class StreamingHTTPConnection(ASGIHTTPConnection):
+    """Quart's HTTP connection, handing EventStreamResponses to their own `run()`."""
+
+    async def _send_response(self, send: Any, response: ResponseTypes) -> None:
+        if not isinstance(response, EventStreamResponse):
+            await super()._send_response(send, response)
+            return
+        headers = [
+            (name, value)
+            for name, value in _encode_headers(response.headers.items())
+            if name not in _DROPPED_HEADERS
+        ]
+        await response.stream.run(send, status=response.status_code, headers=headers)
+
+
+def _encode_headers(items: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in items]
+
+
+def install(app: Quart, hub: StreamHub) -> None:
+    """Wire the engine into `app`: the connection class, the hub, and its shutdown."""
+    app.asgi_http_class = StreamingHTTPConnection
+    app.extensions[_HUB_KEY] = hub
+
+    @app.after_serving
+    async def _stop_watchdog() -> None:
+        hub.begin_shutdown()
+        await hub.stop_watchdog()
+
+
+def hub_of(app: Quart) -> StreamHub:
+    hub: StreamHub = app.extensions[_HUB_KEY]
+    return hub
+
+
+def event_stream(
+    source: AsyncIterable[ServerSentEvent],
+    *,
+    final_event: FinalEvent = default_final_event,
+    headers: dict[str, str] | None = None,
+    **options: Any,
+) -> EventStreamResponse:
+    """The response for `source`, with the app's stream options overridden by `options`."""
+    hub = hub_of(current_app)
+    stream_options = replace(hub.options, **options) if options else hub.options
+    stream = EventStream(source, hub, options=stream_options, final_event=final_event)
+    return EventStreamResponse(stream, http_version=request.http_version, headers=headers)
