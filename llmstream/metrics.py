@@ -20,6 +20,7 @@ CLOSE_REASONS = (
     "write_timeout",
     "max_duration",
     "error",
+    "reset",
 )
 
 # Stream durations run from milliseconds (instant profile) to many minutes (long demos).

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from llmstream.hub import StreamHub
 
 CloseReason = Literal[
-    "complete", "client_disconnected", "server_shutdown", "write_timeout", "max_duration", "error"
+    "complete", "client_disconnected", "server_shutdown", "write_timeout", "max_duration", "error", "reset"
 ]
 Send = Callable[[Any], Awaitable[None]]
 FinalEvent = Callable[["Closing"], "ServerSentEvent | None"]
@@ -74,6 +74,14 @@ class StreamOptions:
             raise ValueError(f"max_duration must be positive, not {self.max_duration}")
         if self.buffer_events < 1:
             raise ValueError(f"buffer_events must be at least 1, not {self.buffer_events}")
+
+
+class ResetStream(Exception):
+    """Raised by a source to end the connection abruptly, as a crashed upstream would (fault injection).
+
+    The events already produced are written, then the response is left incomplete: every server then
+    closes the connection without the final chunk, and clients see a broken stream, not a clean end.
+    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,6 +183,8 @@ class EventStream:
             await send({"type": "http.response.start", "status": status, "headers": list(headers)})
             await self._write(send, self._opening(), 0)
             await self._pump(send)
+            if self.reason == "reset":
+                return  # no final chunk: the server drops the connection mid-response
             final = self._final_bytes()
             await send({"type": "http.response.body", "body": final, "more_body": False})
             self.bytes_sent += len(final)
@@ -228,6 +238,8 @@ class EventStream:
                     await self._space
         except asyncio.CancelledError:
             raise
+        except ResetStream:
+            self._set_reason("reset")
         except Exception as exc:
             self._error = exc
             self._set_reason("error")

@@ -11,7 +11,7 @@ import pytest
 
 from llmstream import ServerSentEvent
 from llmstream.hub import StreamHub
-from llmstream.streaming import Closing, EventStream, StreamOptions, default_final_event
+from llmstream.streaming import Closing, EventStream, ResetStream, StreamOptions, default_final_event
 
 
 class RecordingSend:
@@ -160,3 +160,18 @@ async def test_retry_ms_zero_is_kept_in_the_shutdown_event() -> None:
     await asyncio.wait_for(running, 5)
     assert send.body.startswith(b": stream open\nretry: 0\n")
     assert b"retry: 0\n" in send.messages[-1]["body"]
+
+
+async def test_reset_leaves_the_response_incomplete_after_the_events_produced() -> None:
+    async def source() -> AsyncIterator[ServerSentEvent]:
+        yield ServerSentEvent(data="one")
+        yield ServerSentEvent(data="two")
+        raise ResetStream
+
+    send = RecordingSend()
+    stream = new_stream(source())
+    await stream.run(send)
+    assert send.body.endswith(b"data: one\n\ndata: two\n\n")
+    assert all(m.get("more_body", True) for m in send.messages)  # never completed: the server drops it
+    assert stream.reason == "reset"
+    assert stream.hub.metrics.closed["reset"] == 1
