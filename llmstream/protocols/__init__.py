@@ -1,0 +1,19 @@
+"""Wire framing, pure: a `StreamPlan` in, scheduled SSE events and JSON bodies out, per API.
+
+Each of `native`, `openai` and `anthropic` offers the same functions:
+
+* ``stream_events(plan, *, created, request_id[, include_usage]) -> Iterator[Scheduled]``: every
+  event of the response with its due time (ms from the response start), ending as ``plan.ending``
+  says (finish events, an error event, or nothing more for truncate/reset);
+* ``complete_body(plan, *, created, request_id) -> dict``: the non-streaming answer;
+* ``error_body(kind, message) -> dict``, ``error_event(kind, message) -> ServerSentEvent``,
+  ``status_for(kind) -> int``, ``error_response(kind, message) -> ErrorResponse``;
+* ``fault_response(fault: HttpFault) -> ErrorResponse``: status, retry headers and body of a fault.
+
+The event schemas are in SCHEMAS.md beside this file.
+"""
+
+from llmstream.protocols import anthropic, native, openai
+from llmstream.protocols.wire import ErrorKind, ErrorResponse, Scheduled, request_error_kind
+
+__all__ = ["ErrorKind", "ErrorResponse", "Scheduled", "anthropic", "native", "openai", "request_error_kind"]

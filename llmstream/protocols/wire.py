@@ -1,0 +1,91 @@
+"""What the three framings (native, OpenAI, Anthropic) share: the scheduled-event type, error kinds
+and the texts of simulated faults.
+
+Every protocol module has the same functions (see protocols/__init__.py); each turns a `StreamPlan`
+into `Scheduled` events: an SSE event and the time it is due, in ms from the start of the response.
+The I/O layer sends each event at its due time and, after the last one, does what ``plan.ending``
+says ("reset": abort the connection; anything else: end the response normally).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+from llmstream.simulator import HttpFaultKind, InvalidRequestError, StreamPlan, Token, UnknownModelError
+from llmstream.sse import ServerSentEvent
+
+__all__ = [
+    "ErrorKind",
+    "ErrorResponse",
+    "Scheduled",
+    "fault_message",
+    "midstream_error_message",
+    "request_error_kind",
+    "thinking_signature",
+]
+
+# The error kinds the app can answer with, in neutral terms; each API maps them to its own types.
+ErrorKind = Literal[
+    "invalid_request",
+    "authentication",
+    "permission",
+    "not_found",
+    "request_too_large",
+    "rate_limit",
+    "server_error",
+    "unavailable",
+    "overloaded",
+]
+
+
+class Scheduled(NamedTuple):
+    """An event and when it is due (ms from the start of the response, non-decreasing in a stream).
+
+    ``token`` is the plan token the event carries, if any, so the I/O layer can re-render it (the
+    native protocol's optional send timestamp ``t``: ``native.token_event(token, key, t=now)``).
+    """
+
+    due_ms: float
+    event: ServerSentEvent
+    token: Token | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorResponse:
+    """An HTTP error answer: status, extra headers (retry-after ...) and the JSON body."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: dict[str, object]
+
+
+_FAULT_MESSAGES: dict[HttpFaultKind, str] = {
+    "rate_limit": "Rate limit reached for requests (simulated fault). Please try again in 1s.",
+    "server_error": "The server had an error while processing your request (simulated fault).",
+    "unavailable": "The service is temporarily unavailable (simulated fault). Please try again later.",
+    "overloaded": "Overloaded (simulated fault).",
+}
+
+
+def fault_message(kind: HttpFaultKind) -> str:
+    return _FAULT_MESSAGES[kind]
+
+
+def midstream_error_message(plan: StreamPlan) -> str:
+    """The message of the error event an ``error_after:N`` fault sends."""
+    after = plan.faults.error_after
+    return f"The model failed after {after} tokens (simulated fault error_after:{after})."
+
+
+def request_error_kind(error: InvalidRequestError) -> ErrorKind:
+    """The error kind for a refused request: an unknown model is not_found (404), the rest 400."""
+    return "not_found" if isinstance(error, UnknownModelError) else "invalid_request"
+
+
+def thinking_signature(plan: StreamPlan) -> str:
+    """A stable stand-in for Anthropic's thinking signature (opaque base64 to clients)."""
+    digest = hashlib.blake2b(f"{plan.stream_key}:{plan.thinking}".encode(), digest_size=48).digest()
+    return base64.b64encode(digest).decode()
