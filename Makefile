@@ -11,11 +11,11 @@ PORT   ?= 8000
 ORACLE := tests/oracle
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format types unit integration bench-codec clean
+.PHONY: help run test lint format types unit integration e2e bench-codec clean
 
 help:
 	@echo "make run          serve the app on http://$(HOST):$(PORT)"
-	@echo "make test         lint, types, unit, integration (installs what is missing)"
+	@echo "make test         lint, types, unit, integration, browser (installs what is missing)"
 	@echo "make bench-codec  SSE codec micro-benchmark (prints events/s)"
 	@echo "make format       apply ruff's formatting and safe fixes"
 
@@ -30,7 +30,7 @@ $(VENV)/.run-deps: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,uvloop,granian]'
+	$(PY) -m pip install --quiet -e '.[test,uvloop,granian,e2e]'
 	touch $@
 
 # The independent SSE oracle (eventsource-parser, pinned by the lockfile) runs under node.
@@ -46,10 +46,19 @@ node:
 		echo "node is missing: install Node.js >= 18 (e.g. 'sudo apt-get install nodejs npm')"; exit 1; \
 	fi
 
+# Browser tests drive Debian's chromium: browser downloads (playwright install) cannot work here.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		apt-get update -qq && apt-get install -y -qq chromium; \
+	else \
+		echo "chromium is missing: install Debian's package (sudo apt-get install chromium)"; exit 1; \
+	fi
+
 run: $(VENV)/.run-deps
 	$(PY) -m llmstream serve --host $(HOST) --port $(PORT)
 
-test: lint types unit integration
+test: lint types unit integration e2e
 
 lint: $(VENV)/.test-deps
 	$(PY) -m ruff check .
@@ -69,6 +78,10 @@ unit: $(VENV)/.test-deps $(ORACLE)/node_modules/.package-lock.json
 
 integration: $(VENV)/.test-deps
 	$(PY) -m pytest tests/integration
+
+# Playwright's sync API and pytest-asyncio clash in one process: the browser tests are their own run.
+e2e: $(VENV)/.test-deps $(CHROMIUM)
+	$(PY) -m pytest -c tests/e2e/pytest.ini tests/e2e
 
 bench-codec: $(VENV)/.test-deps
 	$(PY) loadtests/bench_codec.py

@@ -35,12 +35,13 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import orjson
 
 __all__ = ["SSEDecoder", "SSEFieldError", "ServerSentEvent"]
 
+_utf8_decode = codecs.utf_8_decode
 # §9.2.5: a line ends with CRLF, a lone LF or a lone CR -- and with nothing else.
 _EOL = re.compile(r"\r\n|\r|\n")
 
@@ -55,12 +56,12 @@ def _show(value: object) -> str:
     return text if len(text) <= 80 else f"{text[:60]}...{text[-17:]}"
 
 
-def _require_str(name: str, value: object) -> str:
-    if value.__class__ is not str and not isinstance(value, str):
+def _require_str(name: str, value: object) -> None:
+    # Called only when value.__class__ is not str: an inline identity test is cheaper than a call.
+    if not isinstance(value, str):
         raise SSEFieldError(
             f"SSE field {name!r} must be a str or None, got {type(value).__name__}: {_show(value)}"
         )
-    return value
 
 
 def _render(
@@ -70,14 +71,20 @@ def _render(
     # f-strings rather than a list of parts: this runs once per token event.
     text = ""
     if comment is not None:
-        text = ": " + "\n: ".join(_EOL.split(_require_str("comment", comment))) + "\n"
+        if comment.__class__ is not str:
+            _require_str("comment", comment)
+        text = ": " + "\n: ".join(_EOL.split(comment)) + "\n"
     if event is not None:
-        if "\r" in _require_str("event", event) or "\n" in event:
+        if event.__class__ is not str:
+            _require_str("event", event)
+        if "\r" in event or "\n" in event:
             raise SSEFieldError(f"SSE field 'event' must not contain CR or LF: {_show(event)}")
         text = f"{text}event: {event}\n"
     if id is not None:
         # A NUL makes every parser ignore the id (§9.2.6), so it could never take effect.
-        if "\r" in _require_str("id", id) or "\n" in id or "\0" in id:
+        if id.__class__ is not str:
+            _require_str("id", id)
+        if "\r" in id or "\n" in id or "\0" in id:
             raise SSEFieldError(f"SSE field 'id' must not contain CR, LF or NUL: {_show(id)}")
         text = f"{text}id: {id}\n"
     if retry is not None:
@@ -91,9 +98,12 @@ def _render(
                 f"SSE field 'retry' is too large to write: {retry.bit_length()} bits"
             ) from None
     if data is not None:
-        if "\r" in _require_str("data", data) or "\n" in data:
-            data = "\ndata: ".join(_EOL.split(data))
-        text = f"{text}data: {data}\n"
+        if data.__class__ is not str:
+            _require_str("data", data)
+        if "\r" in data or "\n" in data:
+            text = text + "data: " + "\ndata: ".join(_EOL.split(data)) + "\n"
+        else:
+            text = f"{text}data: {data}\n"
     if not text:
         raise SSEFieldError("ServerSentEvent needs at least one field: data, event, id, retry or comment")
     try:
@@ -147,13 +157,13 @@ class ServerSentEvent:
         comment: str | None = None,
     ) -> None:
         # Hand-written rather than generated: a frozen dataclass's __init__ pays object.__setattr__
-        # per field, about half the cost of a typical token event; the slot setters below do not.
+        # per field, a large share of a token event's cost; the slot setters below are cheaper.
         _fill(self, data, event, id, retry, comment, _render(data, event, id, retry, comment))
 
     def encode(self) -> bytes:
         """The event as UTF-8 ``text/event-stream`` bytes, ending with a blank line."""
         if not self._wire:
-            _fill(self, self.data, self.event, self.id, self.retry, None, _render(*_fields(self)))
+            _SET_WIRE(self, _render(self.data, self.event, self.id, self.retry, None))
         return self._wire
 
     @classmethod
@@ -162,8 +172,8 @@ class ServerSentEvent:
     ) -> ServerSentEvent:
         """An event whose data is ``payload`` as compact JSON (UTF-8 kept, NaN/Infinity refused)."""
         try:
-            # Compact and non-ASCII kept as UTF-8; refuses non-str keys, ints beyond 64 bits,
-            # lone surrogates and dataclasses (passed through so the NaN check below sees all floats).
+            # Compact, non-ASCII kept as UTF-8; refuses non-str keys, ints beyond 64 bits, lone
+            # surrogates, and dataclasses (passed through, so no float can hide from the check below).
             raw = orjson.dumps(payload, option=orjson.OPT_PASSTHROUGH_DATACLASS)
         except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
             raise SSEFieldError(f"SSE field 'data' cannot hold this payload as JSON: {exc}") from None
@@ -176,22 +186,13 @@ class ServerSentEvent:
         _fill(self, text, event, id, retry, None, _render(text, event, id, retry, None))
         return self
 
-    @classmethod
-    def _decoded(cls, data: str, event: str, id: str, retry: int | None) -> ServerSentEvent:
-        # The decoder's values are valid by construction (decoded text, split into lines), so it
-        # skips validation; encode() builds the bytes if they are ever asked for.
-        self = object.__new__(cls)
-        _fill(self, data, event, id, retry, None, b"")
-        return self
 
-
-def _fields(e: ServerSentEvent) -> tuple[str | None, str | None, str | None, int | None, None]:
-    return e.data, e.event, e.id, e.retry, None
-
-
+_new = object.__new__
 # The slots' own setters write past the frozen __setattr__, without its per-call name lookup.
-_SETTERS: tuple[Callable[[object, object], None], ...] = tuple(
-    vars(ServerSentEvent)[name].__set__ for name in ("data", "event", "id", "retry", "comment", "_wire")
+_Setter = Callable[[ServerSentEvent, object], None]
+_SET_DATA, _SET_EVENT, _SET_ID, _SET_RETRY, _SET_COMMENT, _SET_WIRE = (
+    cast(_Setter, vars(ServerSentEvent)[name].__set__)
+    for name in ("data", "event", "id", "retry", "comment", "_wire")
 )
 
 
@@ -204,13 +205,26 @@ def _fill(
     comment: str | None,
     wire: bytes,
 ) -> None:
-    set_data, set_event, set_id, set_retry, set_comment, set_wire = _SETTERS
-    set_data(e, data)
-    set_event(e, event)
-    set_id(e, id)
-    set_retry(e, retry)
-    set_comment(e, comment)
-    set_wire(e, wire)
+    _SET_DATA(e, data)
+    _SET_EVENT(e, event)
+    _SET_ID(e, id)
+    _SET_RETRY(e, retry)
+    _SET_COMMENT(e, comment)
+    _SET_WIRE(e, wire)
+
+
+def _decoded(data: str, event: str, id: str, retry: int | None) -> ServerSentEvent:
+    """An event from the decoder, whose values are valid by construction (decoded text, split into
+    lines): validation is skipped, and encode() builds the bytes if they are ever asked for."""
+    e = _new(ServerSentEvent)
+    # _fill() inlined: this runs once per decoded event.
+    _SET_DATA(e, data)
+    _SET_EVENT(e, event)
+    _SET_ID(e, id)
+    _SET_RETRY(e, retry)
+    _SET_COMMENT(e, None)
+    _SET_WIRE(e, b"")
+    return e
 
 
 class SSEDecoder:
@@ -228,7 +242,7 @@ class SSEDecoder:
         "_retry",
         "_skip_lf",
         "_start",
-        "_utf8",
+        "_undecoded",
     )
 
     _data: list[str]
@@ -239,7 +253,7 @@ class SSEDecoder:
     _retry: int | None
     _skip_lf: bool
     _start: bool
-    _utf8: codecs.IncrementalDecoder
+    _undecoded: bytes
 
     def __init__(self) -> None:
         self._last_event_id = ""
@@ -247,9 +261,7 @@ class SSEDecoder:
         self._new_stream()
 
     def _new_stream(self) -> None:
-        # §9.2.5: "UTF-8 decode" turns invalid bytes into U+FFFD; incremental, so a character
-        # split across chunks is decoded whole.
-        self._utf8 = codecs.getincrementaldecoder("utf-8")("replace")
+        self._undecoded = b""  # the start of a character split across chunks
         self._start = True  # a BOM may still come
         self._skip_lf = False  # the text so far ended with a CR
         self._pending = []  # pieces of an unterminated line, joined once it ends (linear, not quadratic)
@@ -269,7 +281,13 @@ class SSEDecoder:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[ServerSentEvent]:
         """Parse a chunk; return the events it completed."""
-        text = self._utf8.decode(data)
+        # §9.2.5 "UTF-8 decode": invalid bytes become U+FFFD. final=False holds back an incomplete
+        # character for the next chunk; this is what codecs' incremental decoder does, minus a
+        # layer of Python calls per chunk.
+        if self._undecoded:
+            data = self._undecoded + data
+        text, used = _utf8_decode(data, "replace", False)
+        self._undecoded = bytes(data[used:])
         if self._start and text:
             # "UTF-8 decode" drops one leading BOM; decoding first means a BOM split across
             # chunks is already one character here. Only at the very start of the stream.
@@ -289,14 +307,17 @@ class SSEDecoder:
             self._skip_lf = text[-1] == "\r"
         else:
             lines = text.split("\n")
-        tail = lines.pop()
+        tail = lines.pop()  # the unterminated rest, possibly ""
+        pending = self._pending
         if not lines:
-            self._pending.append(tail)
+            pending.append(tail)
             return []
-        if self._pending:
-            self._pending.append(lines[0])
-            lines[0] = "".join(self._pending)
-        self._pending = [tail] if tail else []
+        if pending:
+            pending.append(lines[0])
+            lines[0] = "".join(pending)
+            pending.clear()
+        if tail:
+            pending.append(tail)
         return self._process(lines)
 
     def flush(self) -> list[ServerSentEvent]:
@@ -319,20 +340,16 @@ class SSEDecoder:
                 # empty data buffer dispatches nothing; both buffers reset, the ID buffer does not.
                 self._last_event_id = id_
                 if data:
-                    events.append(ServerSentEvent._decoded("\n".join(data), event or "message", id_, retry))
+                    events.append(_decoded("\n".join(data), event or "message", id_, retry))
                     data = []
                 event = ""
                 continue
-            colon = line.find(":")
-            if colon == 0:  # a comment
-                continue
-            if colon > 0:
-                name = line[:colon]
-                value = line[colon + 1 :]
-                if value[:1] == " ":  # exactly one leading space is stripped
-                    value = value[1:]
-            else:  # no colon: the whole line is the name, the value is empty
-                name, value = line, ""
+            # Name before the first colon, value after it minus exactly one leading space; no colon:
+            # the whole line is the name and the value is empty. A comment (":...") has an empty
+            # name, which matches no field, so it is ignored like any unknown field.
+            name, _, value = line.partition(":")
+            if value[:1] == " ":
+                value = value[1:]
             if name == "data":
                 data.append(value)
             elif name == "event":

@@ -209,3 +209,18 @@ def test_value_semantics() -> None:
     assert replaced.encode() == b"id: 2\ndata: x\n\n"
     with pytest.raises(SSEFieldError):
         dataclasses.replace(a, id="\n")
+
+
+def test_str_subclasses_accepted() -> None:
+    class Text(str):
+        pass
+
+    event = ServerSentEvent(data=Text("x"), event=Text("e"), id=Text("1"), comment=Text("c"))
+    assert event.encode() == b": c\nevent: e\nid: 1\ndata: x\n\n"
+
+
+def test_surrogate_reported_at_its_index_in_multiline_data() -> None:
+    with pytest.raises(
+        SSEFieldError, match=r"'data' is not encodable as UTF-8 \(surrogates not allowed at index 4\)"
+    ):
+        ServerSentEvent(data="a\nb\r\ud800")
