@@ -5,7 +5,17 @@ from __future__ import annotations
 from quart import Quart, render_template
 
 from llmstream import __version__
-from llmstream.api import demos, ops
+from llmstream.api import (
+    anthropic_api,
+    apidocs,
+    demos,
+    fault_metrics,
+    native_api,
+    openai_api,
+    ops,
+    pages,
+    relay,
+)
 from llmstream.api.errors import install_error_handlers
 from llmstream.config import Settings, load_settings
 from llmstream.hub import StreamHub
@@ -25,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         static_url_path="/static",
     )
     app.config["LLMSTREAM_SETTINGS"] = settings
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # larger bodies: 413, in the API's shape
     hub = StreamHub(
         max_streams=settings.max_streams,
         options=StreamOptions(
@@ -35,9 +46,16 @@ def create_app(settings: Settings | None = None) -> Quart:
         ),
     )
     install(app, hub)
+    fault_metrics.install(app, hub.metrics.registry)
     install_error_handlers(app)
     app.register_blueprint(ops.blueprint)
     app.register_blueprint(demos.blueprint)
+    app.register_blueprint(relay.blueprint)
+    app.register_blueprint(pages.blueprint)
+    app.register_blueprint(native_api.blueprint)
+    app.register_blueprint(openai_api.blueprint)
+    app.register_blueprint(anthropic_api.blueprint)
+    app.register_blueprint(apidocs.blueprint)
 
     @app.get("/")
     async def index() -> str:

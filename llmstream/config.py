@@ -36,7 +36,9 @@ class Settings:
     max_duration: float | None = None
     max_streams: int = 10_000
     retry_ms: int = 3_000
+    max_body_bytes: int = 4_194_304
     log_level: str = "info"
+    relay_allowlist: str = "/api/chat/stream,/demo/counter/stream"
 
 
 SETTINGS_DOC: dict[str, str] = {
@@ -51,7 +53,10 @@ SETTINGS_DOC: dict[str, str] = {
     "max_duration": "seconds after which a stream ends with a final event (empty: no limit)",
     "max_streams": "open streams per worker; beyond it new streams get 503 with Retry-After",
     "retry_ms": "reconnection time (ms) sent as `retry:` when a stream opens",
+    "max_body_bytes": "largest request body accepted (bytes); a larger one gets 413 in the API's error shape",
     "log_level": "logging level: debug, info, warning, error",
+    "relay_allowlist": "upstreams /demo/relay may read, comma-separated: paths on this server or "
+    "http(s) URLs, matched exactly (never an open proxy)",
 }
 
 
@@ -101,6 +106,8 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"workers must be at least 1, not {settings.workers}")
     if settings.max_streams < 1:
         raise SettingsError(f"max_streams must be at least 1, not {settings.max_streams}")
+    if settings.max_body_bytes < 1:
+        raise SettingsError(f"max_body_bytes must be at least 1, not {settings.max_body_bytes}")
     if settings.retry_ms < 0:
         raise SettingsError(f"retry_ms must not be negative, not {settings.retry_ms}")
     if settings.log_level.lower() not in LOG_LEVELS:
@@ -110,6 +117,16 @@ def _check(settings: Settings) -> None:
             raise SettingsError(f"{name} must be positive, not {getattr(settings, name)}")
     if settings.max_duration is not None and settings.max_duration <= 0:
         raise SettingsError(f"max_duration must be positive, not {settings.max_duration}")
+    for entry in relay_allowlist(settings):
+        if not (entry.startswith(("http://", "https://")) or (entry.startswith("/") and entry[1:2] != "/")):
+            raise SettingsError(
+                f"relay_allowlist entries must be paths on this server (/...) or http(s) URLs, not {entry!r}"
+            )
+
+
+def relay_allowlist(settings: Settings) -> tuple[str, ...]:
+    """The entries of `relay_allowlist`, without blanks."""
+    return tuple(entry.strip() for entry in settings.relay_allowlist.split(",") if entry.strip())
 
 
 def flag_name(field: str) -> str:

@@ -10,7 +10,7 @@ Each of `native`, `openai` and `anthropic` offers the same functions:
   ``status_for(kind) -> int``, ``error_response(kind, message) -> ErrorResponse``;
 * ``fault_response(fault: HttpFault) -> ErrorResponse``: status, retry headers and body of a fault.
 
-The event schemas are in SCHEMAS.md beside this file.
+The event schemas, error shapes and the fault catalogue are in docs/api.md.
 """
 
 from llmstream.protocols import anthropic, native, openai

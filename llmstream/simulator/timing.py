@@ -112,11 +112,14 @@ def schedule(tokens: int, prompt_tokens: int, model: LatencyModel, rng: random.R
     mean_gap = 0.0 if math.isinf(model.tokens_per_s) else 1000.0 / model.tokens_per_s
     stalls = model.jitter > 0 and model.stall_probability > 0 and mean_gap > 0
     low, high = model.stall_ms
-    # Stalls add p * E[stall] to the mean gap: take it off the ordinary gaps (down to at most half of
-    # them), so that a long stream still averages tokens_per_s.
-    base_gap = (
-        max(mean_gap - model.stall_probability * (low + high) / 2, mean_gap / 2) if stalls else mean_gap
-    )
+    # Stalls add p * E[stall] to the mean gap: take it off the ordinary gaps, so that a long stream still
+    # averages tokens_per_s. At high rates that share would exceed the whole gap: stalls then keep their
+    # length (a stall is a stall) but become rarer, taking at most half of the mean gap. (Clamping the
+    # ordinary gaps instead, as before, left e.g. `slow` at tokens_per_s=100 streaming 43 tokens/s.)
+    probability = model.stall_probability
+    if stalls:
+        probability = min(probability, mean_gap / 2 / ((low + high) / 2))
+    base_gap = mean_gap - probability * (low + high) / 2 if stalls else mean_gap
     sigma = model.jitter
     if sigma == 0 or mean_gap == 0:
         return Schedule(round(ttft * 1000), (round(base_gap * 1000),) * max(tokens - 1, 0))
@@ -125,7 +128,7 @@ def schedule(tokens: int, prompt_tokens: int, model: LatencyModel, rng: random.R
     gaps: list[int] = []
     for _ in range(max(tokens - 1, 0)):
         gap = base_gap * exp(sigma * gauss(0.0, 1.0) - shift)
-        if uniform() < model.stall_probability:
+        if uniform() < probability:
             gap += low + (high - low) * uniform()
         gaps.append(round(gap * 1000))
     return Schedule(round(ttft * 1000), tuple(gaps))

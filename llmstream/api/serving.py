@@ -1,0 +1,131 @@
+"""What the three API blueprints share once a request is valid: answering with a plan.
+
+A plan is answered in one of three ways: an HTTP error (a rate_limit ... fault, or no room for another
+stream), a stream (paced events through the engine, ending as the plan says), or a JSON body after the
+time a non-streaming request would take. Each API supplies its own framing and final events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from quart import Response, current_app, request
+
+from llmstream.api import fault_metrics
+from llmstream.api.error_shapes import ErrorRenderer, from_error_response, json_response
+from llmstream.api.pacing import paced
+from llmstream.protocols import ErrorKind, ErrorResponse, Scheduled
+from llmstream.simulator import HttpFault, StreamPlan
+from llmstream.sse_response import EventStreamResponse, event_stream, hub_of
+from llmstream.streaming import Closing, FinalEvent
+
+__all__ = [
+    "Dialect",
+    "answer",
+    "close_error",
+    "created",
+    "failure_message",
+    "no_room",
+    "request_id",
+]
+
+
+class Framing(Protocol):
+    """What `answer` needs of a protocols module (native, openai, anthropic)."""
+
+    def fault_response(self, fault: HttpFault) -> ErrorResponse: ...
+
+    def complete_body(self, plan: StreamPlan, *, created: int, request_id: str) -> dict[str, object]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """One API's way of answering: its framing, error shape and final events."""
+
+    framing: Framing
+    render_error: ErrorRenderer
+    final_event: FinalEvent
+
+
+# The events of a stream, given the response's `created` time and request id.
+Events = Callable[[int, str], Iterable[Scheduled]]
+
+
+async def answer(
+    plan: StreamPlan, dialect: Dialect, *, stream: bool, events: Events, timestamps: bool = False
+) -> Response | EventStreamResponse:
+    """Answer ``plan``: an HTTP fault, a paced stream, or the JSON body once the answer is complete."""
+    if plan.http_error is not None:
+        fault_metrics.record(plan, streamed=stream)
+        return from_error_response(dialect.framing.fault_response(plan.http_error))
+    created_at, rid = created(), request_id()
+    if stream:
+        if (refusal := no_room()) is not None:
+            why, retry_after = refusal
+            return dialect.render_error("unavailable", why, headers=(("retry-after", str(retry_after)),))
+        fault_metrics.record(plan, streamed=True)
+        source = paced(events(created_at, rid), plan, timestamps=timestamps)
+        return event_stream(source, final_event=dialect.final_event)
+    await wait_for_completion(plan)
+    if plan.ending != "finish":
+        return dialect.render_error("server_error", failure_message(plan))
+    return json_response(dialect.framing.complete_body(plan, created=created_at, request_id=rid))
+
+
+def request_id() -> str:
+    """The request's id (RequestIdMiddleware), which names the response: chatcmpl-<id>, msg_<id>."""
+    state: dict[str, object] = request.scope.get("state") or {}
+    value = state.get("request_id")
+    return value if isinstance(value, str) else "req_" + secrets.token_hex(12)
+
+
+def created() -> int:
+    return int(time.time())
+
+
+def no_room() -> tuple[str, int] | None:
+    """Why a new stream would be refused now, and the Retry-After seconds; None if there is room.
+
+    The engine refuses too (with its own JSON shape); asking first lets each API refuse in its shape.
+    """
+    hub = hub_of(current_app)
+    if hub.shutting_down:
+        retry_ms = hub.options.retry_ms if hub.options.retry_ms is not None else 3_000
+        return "the server is shutting down", max(1, round(retry_ms / 1000))
+    if len(hub.open) >= hub.max_streams:
+        return f"too many open streams (at most {hub.max_streams})", 1
+    return None
+
+
+async def wait_for_completion(plan: StreamPlan) -> None:
+    """Take as long as the whole answer (or, with a mid-stream fault, until the fault strikes)."""
+    fault_metrics.record(plan, streamed=False)
+    ms = plan.complete_ms if plan.ending == "finish" else plan.end_ms
+    if ms > 0:
+        await asyncio.sleep(ms / 1000)
+
+
+def failure_message(plan: StreamPlan) -> str:
+    """A non-streaming answer to a plan with a mid-stream fault fails as a whole, with this message."""
+    kind, after = plan.faults.ending or ("error", 0)
+    return f"The model failed after {after} tokens (simulated fault {kind}_after:{after})."
+
+
+def close_error(closing: Closing) -> tuple[ErrorKind, str] | None:
+    """The error an API reports when the engine ends a stream early; None when nothing can be sent."""
+    if closing.reason == "server_shutdown":
+        return (
+            "unavailable",
+            f"The server is shutting down. Reconnect in {closing.retry_ms} ms: any worker resumes the "
+            "stream from the Last-Event-ID.",
+        )
+    if closing.reason == "max_duration":
+        return "server_error", "The stream reached this server's maximum stream duration."
+    if closing.reason == "error":
+        return "server_error", f"The stream failed (stream {closing.stream_id}); see the server log."
+    return None
