@@ -11,7 +11,7 @@ PORT   ?= 8000
 ORACLE := tests/oracle
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format types unit integration e2e bench-codec clean
+.PHONY: help run test lint format types unit integration e2e screenshots bench-codec clean
 
 help:
 	@echo "make run          serve the app on http://$(HOST):$(PORT)"
@@ -82,6 +82,10 @@ integration: $(VENV)/.test-deps
 # Playwright's sync API and pytest-asyncio clash in one process: the browser tests are their own run.
 e2e: $(VENV)/.test-deps $(CHROMIUM)
 	$(PY) -m pytest -c tests/e2e/pytest.ini tests/e2e
+
+# README's screenshots (docs/images/) come from the browser tests, refreshed only on request.
+screenshots: $(VENV)/.test-deps $(CHROMIUM)
+	LLMSTREAM_UPDATE_SCREENSHOTS=1 $(PY) -m pytest -c tests/e2e/pytest.ini tests/e2e
 
 bench-codec: $(VENV)/.test-deps
 	$(PY) loadtests/bench_codec.py

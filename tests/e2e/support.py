@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -19,7 +20,9 @@ T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "results" / "e2e"  # gitignored: screenshots and the server's log of each run
-DOCS_IMAGES = REPO / "docs" / "images"  # README's screenshots, refreshed by each run
+DOCS_IMAGES = REPO / "docs" / "images"  # README's screenshots, refreshed by `make screenshots`
+# Only on request: a plain `make test` must not rewrite tracked files (the figures differ run to run).
+UPDATE_README_IMAGES = os.environ.get("LLMSTREAM_UPDATE_SCREENSHOTS") == "1"
 
 _METRIC = re.compile(r'^(llmstream_[a-z_]+)(?:\{reason="([a-z_]+)"\})? ([0-9.e+-]+)$', re.MULTILINE)
 
@@ -72,10 +75,10 @@ def api_tokens(server: RunningServer, body: dict[str, Any]) -> list[str]:
 
 
 def screenshot(page: Any, name: str, *, readme: bool = False, full_page: bool = False) -> Path:
-    """Save results/e2e/<name>.png; with `readme`, copy it to docs/images/ for README."""
+    """Save results/e2e/<name>.png; with `readme`, also docs/images/ when LLMSTREAM_UPDATE_SCREENSHOTS=1."""
     path = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
-    if readme:
+    if readme and UPDATE_README_IMAGES:
         DOCS_IMAGES.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(path, DOCS_IMAGES / path.name)
     return path
