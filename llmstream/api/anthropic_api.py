@@ -21,13 +21,13 @@ from llmstream.api.requests import (
     HeaderLookup,
     fault_options,
     json_body,
-    json_type,
     max_tokens,
     optional_bool,
     optional_int,
     optional_number,
     optional_object,
     string_list,
+    text_of_parts,
     timing,
 )
 from llmstream.protocols import ErrorKind, anthropic
@@ -136,23 +136,7 @@ def _messages(messages: object) -> tuple[Message, ...]:
 
 
 def _text(content: object, where: str) -> str:
-    """A string, or an array of content blocks of which text blocks count (images, tool results ... are
-    accepted; the simulator reads only text)."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise InvalidRequestError(
-            f"{where} must be a string or an array of content blocks, not {json_type(content)}", param=where
-        )
-    texts = []
-    for j, block in enumerate(content):
-        if not isinstance(block, dict) or not isinstance(block.get("type"), str):
-            raise InvalidRequestError(f"{where}[{j}] must be an object with a type", param=f"{where}[{j}]")
-        if block["type"] == "text":
-            if not isinstance(block.get("text"), str):
-                raise InvalidRequestError(f"{where}[{j}].text must be a string", param=f"{where}[{j}].text")
-            texts.append(block["text"])
-    return "\n".join(texts)
+    return text_of_parts(content, where, parts="content blocks")
 
 
 @blueprint.post("/messages")

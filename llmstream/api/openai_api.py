@@ -28,6 +28,7 @@ from llmstream.api.requests import (
     optional_number,
     optional_object,
     string_list,
+    text_of_parts,
     timing,
 )
 from llmstream.protocols import ErrorKind, Scheduled, openai
@@ -114,21 +115,8 @@ def _messages(messages: object) -> tuple[Message, ...]:
 
 
 def _content(content: object, where: str) -> str:
-    """A string, null (an assistant's tool call), or an array of parts of which text parts count."""
-    if content is None or isinstance(content, str):
-        return content or ""
-    if not isinstance(content, list):
-        raise InvalidRequestError(f"{where} must be a string or an array of content parts", param=where)
-    texts = []
-    for j, part in enumerate(content):
-        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
-            raise InvalidRequestError(f"{where}[{j}] must be an object with a type", param=f"{where}[{j}]")
-        if part["type"] == "text":
-            if not isinstance(part.get("text"), str):
-                raise InvalidRequestError(f"{where}[{j}].text must be a string", param=f"{where}[{j}].text")
-            texts.append(part["text"])
-        # Other parts (image_url, input_audio, file ...) are accepted; the simulator reads only text.
-    return "\n".join(texts)
+    # null is an assistant message that only called a tool.
+    return "" if content is None else text_of_parts(content, where, parts="content parts")
 
 
 @blueprint.post("/chat/completions")

@@ -157,6 +157,28 @@ def string_list(value: object, param: str, *, limit: int, single: bool = True) -
     return tuple(value)
 
 
+def text_of_parts(content: object, where: str, *, parts: str) -> str:
+    """A string, or an array of `parts` (e.g. "content parts") whose text parts count, joined by LF.
+
+    Other part types (images, audio, tool results ...) are accepted: the simulator reads only text.
+    """
+    if isinstance(content, str):
+        return content
+    if not isinstance(content, list):
+        raise InvalidRequestError(
+            f"{where} must be a string or an array of {parts}, not {json_type(content)}", param=where
+        )
+    texts = []
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise InvalidRequestError(f"{where}[{j}] must be an object with a type", param=f"{where}[{j}]")
+        if part["type"] == "text":
+            if not isinstance(part.get("text"), str):
+                raise InvalidRequestError(f"{where}[{j}].text must be a string", param=f"{where}[{j}].text")
+            texts.append(part["text"])
+    return "\n".join(texts)
+
+
 def max_tokens(value: int | None, model: str, param: str) -> int | None:
     """``value`` checked against the model's output limit, naming the field the caller used."""
     if value is None:

@@ -292,7 +292,10 @@ OPENAI = [
         COMPLETIONS,
         {"model": "fast", "messages": [{"role": "user", "content": 5}]},
         400,
-        openai("messages[0].content must be a string or an array of content parts", "messages[0].content"),
+        openai(
+            "messages[0].content must be a string or an array of content parts, not an integer",
+            "messages[0].content",
+        ),
     ),
     Row(
         "POST",
