@@ -85,7 +85,9 @@ async def test_a_stall_and_a_slow_first_token(server: RunningServer) -> None:
     )
     tokens = [t - started for t, e in zip(result.arrivals, result.events, strict=True) if e.event == "token"]
     assert tokens[0] >= 0.3
-    assert tokens[3] - tokens[2] >= 0.4
+    # The stall moves token 3 (and the rest) 0.4 s later on the absolute schedule: due at 0.7 s. A gap
+    # between arrivals would be wrong to test: a late token 2 (a busy machine) shortens it.
+    assert tokens[3] >= 0.3 + 0.4
     assert tokens[2] - tokens[0] < 0.1
     assert tokens[5] - tokens[3] < 0.1
     assert result.events[-1].event == "finish"
