@@ -16,7 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from llmstream import SSEDecoder
+from llmstream import ServerSentEvent, SSEDecoder
+from llmstream.streaming import HEARTBEAT
 from tests.integration.conftest import ENGINE_FLAGS, SERVER_SETUPS, serve_command
 from tests.integration.serverproc import RunningServer, free_port, running_server
 from tests.integration.sse_client import read_stream
@@ -288,8 +289,11 @@ def _servers_of_every_setup(tmp_path: Path) -> Iterator[list[RunningServer]]:
 
 
 def test_decoder_sees_no_event_in_heartbeats_alone() -> None:
-    # The heartbeat and opening bytes, fed alone, complete no event (WHATWG HTML §9.2.6).
+    # The engine's own opening and heartbeat bytes, fed alone, complete no event (WHATWG HTML §9.2.6),
+    # also with a normal event after them: no phantom event before it, and it keeps its type.
     decoder = SSEDecoder()
-    assert decoder.feed(b": stream open\nretry: 3000\n: heartbeat\n: heartbeat\n") == []
-    assert decoder.flush() == []
+    assert decoder.feed(b": stream open\nretry: 3000\n" + HEARTBEAT + HEARTBEAT) == []
     assert decoder.retry == 3000
+    (event,) = decoder.feed(HEARTBEAT + ServerSentEvent(event="token", data="x").encode())
+    assert (event.event, event.data) == ("token", "x")
+    assert decoder.flush() == []
