@@ -4,7 +4,8 @@ Point the official SDK at it with ``Anthropic(base_url="http://127.0.0.1:8000", 
 Request fields follow the Messages API, `max_tokens` required as there; the `anthropic-version`
 header is accepted (any value) but not required. llmstream's own options ride in an extension object
 the SDK passes through ``extra_body``: ``{"llmstream": {"seed", "faults", "fault_rate", "fault_pool",
-"ttft_ms", "tokens_per_s", "jitter"}}``, or the X-LLMStream-Fault headers (``extra_headers``).
+"ttft_ms", "tokens_per_s", "jitter", "timestamps"}}``, or the X-LLMStream-Fault headers
+(``extra_headers``). ``timestamps`` adds the server's send time ``t`` to each content_block_delta.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ _IGNORED_NUMBERS = {"temperature": (0.0, 1.0), "top_p": (0.0, 1.0)}
 class AnthropicCall:
     request: StreamRequest
     stream: bool = False
+    timestamps: bool = False
 
 
 def parse_call(body: dict[str, Any], headers: HeaderLookup) -> AnthropicCall:
@@ -88,6 +90,7 @@ def parse_call(body: dict[str, Any], headers: HeaderLookup) -> AnthropicCall:
             fault_pool=faults.fault_pool,
         ),
         stream=optional_bool(body, "stream") or False,
+        timestamps=optional_bool(extension, "timestamps", param="llmstream.timestamps") or False,
     )
 
 
@@ -151,6 +154,7 @@ async def messages() -> Response | EventStreamResponse:
         events=lambda created, request_id: anthropic.stream_events(
             plan, created=created, request_id=request_id
         ),
+        timestamps=call.timestamps,
     )
 
 

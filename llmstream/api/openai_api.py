@@ -4,7 +4,8 @@ Point the official SDK at it with ``OpenAI(base_url="http://127.0.0.1:8000/v1", 
 Request fields follow the Chat Completions API; what cannot be simulated (temperature, top_p, tools ...)
 is accepted and ignored. llmstream's own options ride in an extension object the SDK passes through
 ``extra_body``: ``{"llmstream": {"faults", "fault_rate", "fault_pool", "ttft_ms", "tokens_per_s",
-"jitter"}}``, or the X-LLMStream-Fault headers (``extra_headers``).
+"jitter", "timestamps"}}``, or the X-LLMStream-Fault headers (``extra_headers``). ``timestamps``
+adds the server's send time ``t`` to each token chunk, for load-test clients measuring their own lag.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class OpenAICall:
     request: StreamRequest
     stream: bool = False
     include_usage: bool = False
+    timestamps: bool = False
 
 
 def parse_call(body: dict[str, Any], headers: HeaderLookup) -> OpenAICall:
@@ -94,6 +96,7 @@ def parse_call(body: dict[str, Any], headers: HeaderLookup) -> OpenAICall:
         stream=stream,
         include_usage=optional_bool(stream_options, "include_usage", param="stream_options.include_usage")
         or False,
+        timestamps=optional_bool(extension, "timestamps", param="llmstream.timestamps") or False,
     )
 
 
@@ -130,7 +133,7 @@ async def chat_completions() -> Response | EventStreamResponse:
             plan, include_usage=call.include_usage, created=created, request_id=request_id
         )
 
-    return await serving.answer(plan, DIALECT, stream=call.stream, events=events)
+    return await serving.answer(plan, DIALECT, stream=call.stream, events=events, timestamps=call.timestamps)
 
 
 @blueprint.get("/models")

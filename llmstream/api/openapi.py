@@ -94,6 +94,7 @@ SCHEMAS: dict[str, Schema] = {
             "seed": _integer("Anthropic only (the Messages API has no seed)"),
             **_TIMING_OPTIONS,
             **_FAULT_OPTIONS,
+            "timestamps": {"type": "boolean", "description": "add the send time t to token events"},
         },
         description="llmstream's extension field (SDKs: extra_body={'llmstream': {...}})",
     ),

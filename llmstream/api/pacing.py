@@ -12,7 +12,8 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterable
 
-from llmstream.protocols import Scheduled, native
+from llmstream.protocols import Scheduled
+from llmstream.protocols.wire import stamped
 from llmstream.simulator import StreamPlan
 from llmstream.sse import ServerSentEvent
 from llmstream.streaming import ResetStream
@@ -25,19 +26,18 @@ async def paced(
 ) -> AsyncIterator[ServerSentEvent]:
     """``items`` at their due times; then, if the plan ends in a reset, an abrupt end of the connection.
 
-    ``timestamps`` re-renders native token events with the send time ``t`` (Unix seconds), so that a
+    ``timestamps`` adds the send time ``t`` (Unix seconds) to every event that carries a token, so that a
     load-test client can measure its own lag behind the server.
     """
     loop = asyncio.get_running_loop()
     t0 = loop.time()
-    key = plan.stream_key
     for item in items:
         due = t0 + item.due_ms / 1000
         now = loop.time()
         if due > now:
             await asyncio.sleep(due - now)
         if timestamps and item.token is not None:
-            yield native.token_event(item.token, key, t=round(time.time(), 6))
+            yield stamped(item.event, time.time())
         else:
             yield item.event
     if plan.ending == "reset":

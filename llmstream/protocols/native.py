@@ -12,7 +12,7 @@ Events, in order (``id`` only on token events, so ``Last-Event-ID`` always names
 Thinking tokens are their own event type rather than a field on ``token``: a UI that does not know
 about reasoning ignores them without a line of code, and one that does adds one listener. Both share
 one index sequence (thinking first), so resuming works across the switch. ``t`` is the server's send
-timestamp, added by the I/O layer when asked (`token_event(token, key, t=...)`).
+timestamp, added by the I/O layer when asked (`wire.stamped`).
 """
 
 from __future__ import annotations
@@ -78,11 +78,9 @@ def start_event(plan: StreamPlan, *, created: int, request_id: str) -> ServerSen
     return ServerSentEvent.json(data, event="start")
 
 
-def token_event(token: Token, stream_key: str, *, t: float | None = None) -> ServerSentEvent:
-    """A ``token`` (or ``thinking``) event; ``t`` adds the server's send timestamp."""
+def token_event(token: Token, stream_key: str) -> ServerSentEvent:
+    """A ``token`` (or ``thinking``) event."""
     data: dict[str, object] = {"index": token.index, "text": token.text}
-    if t is not None:
-        data["t"] = t
     event = "thinking" if token.kind == "thinking" else "token"
     return ServerSentEvent.json(data, event=event, id=event_id(stream_key, token.index))
 

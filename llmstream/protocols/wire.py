@@ -24,6 +24,7 @@ __all__ = [
     "fault_message",
     "midstream_error_message",
     "request_error_kind",
+    "stamped",
     "thinking_signature",
 ]
 
@@ -44,8 +45,8 @@ ErrorKind = Literal[
 class Scheduled(NamedTuple):
     """An event and when it is due (ms from the start of the response, non-decreasing in a stream).
 
-    ``token`` is the plan token the event carries, if any, so the I/O layer can re-render it (the
-    native protocol's optional send timestamp ``t``: ``native.token_event(token, key, t=now)``).
+    ``token`` is the plan token the event carries, if any: such events can get the server's send
+    timestamp ``t`` (`stamped`) when a client asks for it.
     """
 
     due_ms: float
@@ -89,3 +90,18 @@ def thinking_signature(plan: StreamPlan) -> str:
     """A stable stand-in for Anthropic's thinking signature (opaque base64 to clients)."""
     digest = hashlib.blake2b(f"{plan.stream_key}:{plan.thinking}".encode(), digest_size=48).digest()
     return base64.b64encode(digest).decode()
+
+
+def stamped(event: ServerSentEvent, t: float) -> ServerSentEvent:
+    """``event`` (data: a JSON object) with the send time ``t`` (Unix seconds) as one more member.
+
+    An llmstream extension in all three APIs, only when a client asks for it: load-test clients compare
+    ``t`` with their receive time to measure their own lag. Appending to the already-encoded object is
+    cheaper than rendering the payload again, and a client that ignores unknown members (the OpenAI and
+    Anthropic SDKs do) is unaffected.
+    """
+    data = event.data
+    if data is None or not data.endswith("}"):
+        raise ValueError("only an event whose data is a JSON object can carry a send time")
+    body = data[:-1] + ("," if len(data) > 2 else "") + f'"t":{t:.6f}}}'
+    return ServerSentEvent(data=body, event=event.event, id=event.id, retry=event.retry)

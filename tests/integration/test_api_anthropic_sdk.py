@@ -248,3 +248,15 @@ def test_models_are_listed_and_retrieved(client: anthropic.Anthropic) -> None:
         "type": "error",
         "error": {"type": "not_found_error", "message": "model: claude-x"},
     }
+
+
+def test_timestamps_ride_on_each_delta_when_asked(client: anthropic.Anthropic) -> None:
+    before = time.time()
+    events = raw_events(client, extra_body={"llmstream": {**FAST, "timestamps": True}})
+    deltas = [e for e in events if e.type == "content_block_delta"]
+    assert deltas
+    times = [d.model_extra["t"] for d in deltas]
+    assert times == sorted(times)
+    assert before <= times[0] <= times[-1] <= time.time()
+    others = [e for e in events if e.type != "content_block_delta"]
+    assert all("t" not in (e.model_extra or {}) for e in others)

@@ -251,3 +251,16 @@ def test_models_are_listed_and_retrieved(client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as caught:
         client.models.retrieve("gpt-4o")
     assert caught.value.code == "model_not_found"
+
+
+def test_timestamps_ride_along_unseen_by_code_that_does_not_ask(client: openai.OpenAI) -> None:
+    before = time.time()
+    chunks = stream_chunks(client, extra_body={"llmstream": {**FAST, "timestamps": True}})
+    with_text = [c for c in chunks if c.choices and c.choices[0].delta.content]
+    assert with_text
+    times = [c.model_extra["t"] for c in with_text]
+    assert times == sorted(times)
+    assert before <= times[0] <= times[-1] <= time.time()
+    assert content(chunks)  # the SDK still reads every chunk as before
+    plain = stream_chunks(client, extra_body={"llmstream": FAST})
+    assert all("t" not in (c.model_extra or {}) for c in plain)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 from llmstream.protocols import native
+from llmstream.protocols.wire import stamped
 from llmstream.simulator import HttpFault, StreamPlan, parse_faults, resume_plan
 
 from .simulator_strategies import echo_plan, thinking_plan
@@ -54,10 +55,9 @@ def test_the_io_layer_can_add_a_send_timestamp() -> None:
     token = scheduled[1].token
     assert token is not None
     assert token.text == "Hello"
-    event = native.token_event(token, plan.stream_key, t=1234.5)
-    assert event.encode() == b'event: token\nid: %s:0\ndata: {"index":0,"text":"Hello","t":1234.5}\n\n' % (
-        plan.stream_key.encode()
-    )
+    event = stamped(scheduled[1].event, 1234.5)
+    expected = b'event: token\nid: %s:0\ndata: {"index":0,"text":"Hello","t":1234.500000}\n\n'
+    assert event.encode() == expected % plan.stream_key.encode()
     assert scheduled[0].token is None
     assert scheduled[-1].token is None
 
