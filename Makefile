@@ -11,11 +11,13 @@ PORT   ?= 8000
 ORACLE := tests/oracle
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format types unit integration e2e screenshots bench-codec clean
+.PHONY: help run test lint format types unit integration e2e loadtest-smoke notebooks loadtest \
+	screenshots bench-codec clean
 
 help:
 	@echo "make run          serve the app on http://$(HOST):$(PORT)"
-	@echo "make test         lint, types, unit, integration, browser (installs what is missing)"
+	@echo "make test         lint, types, unit, integration, browser, load smoke, notebooks"
+	@echo "make loadtest     a Locust load test into results/<run>/ (USERS= DURATION= API= ... see README)"
 	@echo "make bench-codec  SSE codec micro-benchmark (prints events/s)"
 	@echo "make format       apply ruff's formatting and safe fixes"
 
@@ -30,7 +32,11 @@ $(VENV)/.run-deps: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,uvloop,granian,e2e]'
+	$(PY) -m pip install --quiet -e '.[test,uvloop,granian,e2e,loadtest,notebooks]'
+	touch $@
+
+$(VENV)/.loadtest-deps: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[loadtest]'
 	touch $@
 
 # The independent SSE oracle (eventsource-parser, pinned by the lockfile) runs under node.
@@ -58,7 +64,7 @@ $(CHROMIUM):
 run: $(VENV)/.run-deps
 	$(PY) -m llmstream serve --host $(HOST) --port $(PORT)
 
-test: lint types unit integration e2e
+test: lint types unit integration e2e loadtest-smoke notebooks
 
 lint: $(VENV)/.test-deps
 	$(PY) -m ruff check .
@@ -68,8 +74,10 @@ format: $(VENV)/.test-deps
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+# The load-test client too; its locustfile is left out (Locust's event decorators are untyped).
 types: $(VENV)/.test-deps
 	$(PY) -m mypy
+	$(PY) -m mypy --strict loadtests/streamload loadtests/run.py
 
 # The codec must stay fully covered, branches included.
 unit: $(VENV)/.test-deps $(ORACLE)/node_modules/.package-lock.json
@@ -82,6 +90,29 @@ integration: $(VENV)/.test-deps
 # Playwright's sync API and pytest-asyncio clash in one process: the browser tests are their own run.
 e2e: $(VENV)/.test-deps $(CHROMIUM)
 	$(PY) -m pytest -c tests/e2e/pytest.ini tests/e2e
+
+# Real Locust processes against a real server: CI's load test (300+ streams, master + 2 workers) and
+# short runs of --processes, shapes, the open loop and the validity verdict. Leaves results/ci-*/.
+loadtest-smoke: $(VENV)/.test-deps
+	$(PY) -m pytest tests/loadtest
+
+# The notebooks, executed on the smoke runs' results (run loadtest-smoke first).
+NOTEBOOK_RESULTS ?= results/ci-smoke
+NOTEBOOK_RESULTS_B ?= results/ci-processes
+notebooks: $(VENV)/.test-deps
+	LLMSTREAM_TEST_RESULTS=$(NOTEBOOK_RESULTS) LLMSTREAM_TEST_RESULTS_B=$(NOTEBOOK_RESULTS_B) \
+		$(PY) -m pytest tests/notebooks
+
+# make loadtest USERS=200 DURATION=60 API=openai SHAPE=ramp ...: one run into results/<run>/; every
+# variable is optional (README "Load testing" lists them; `python loadtests/run.py --help` has all).
+LOADTEST_ARGS = $(if $(USERS),--users $(USERS)) $(if $(SPAWN_RATE),--spawn-rate $(SPAWN_RATE)) \
+	$(if $(DURATION),--duration $(DURATION)) $(if $(API),--api $(API)) $(if $(MIX),--mix $(MIX)) \
+	$(if $(SHAPE),--shape $(SHAPE)) $(if $(RATE),--rate $(RATE)) $(if $(MODEL),--model $(MODEL)) \
+	$(if $(MAX_TOKENS),--max-tokens $(MAX_TOKENS)) $(if $(TOKENS_PER_S),--tokens-per-s $(TOKENS_PER_S)) \
+	$(if $(PROCESSES),--processes $(PROCESSES)) $(if $(WORKERS),--workers $(WORKERS)) \
+	$(if $(TARGET),--target $(TARGET)) $(if $(RUN),--run $(RUN)) $(if $(SERVER_ARGS),--server-args '$(SERVER_ARGS)')
+loadtest: $(VENV)/.loadtest-deps
+	$(PY) loadtests/run.py $(LOADTEST_ARGS) $(ARGS)
 
 # README's screenshots (docs/images/) come from the browser tests, refreshed only on request.
 screenshots: $(VENV)/.test-deps $(CHROMIUM)

@@ -47,7 +47,10 @@ def _llm_arguments(parser: Any) -> None:
         "--llm-mix", default=DEFAULT_MIX, help=f"weights of the kinds of stream ({', '.join(KINDS)})"
     )
     group.add_argument("--llm-model", default="fast", help="model to ask for")
-    group.add_argument("--llm-max-tokens", type=int, default=64, help="max_tokens of each request")
+    group.add_argument(
+        "--llm-max-tokens", type=int, default=64,
+        help="max_tokens: each stream asks for between half of it and all of it, so streams end apart",
+    )  # fmt: skip
     group.add_argument("--llm-ttft-ms", type=float, default=None, help="llmstream: exact time to first token")
     group.add_argument("--llm-tokens-per-s", type=float, default=None, help="llmstream: token rate")
     group.add_argument("--llm-shape", choices=SHAPES, default="steady", help="load over the run time")
@@ -92,7 +95,7 @@ class Run:
         return StreamSpec(
             model=options.llm_model,
             prompt=rng.choice(PROMPTS),
-            max_tokens=options.llm_max_tokens,
+            max_tokens=rng.randint(max(1, (options.llm_max_tokens + 1) // 2), max(1, options.llm_max_tokens)),
             seed=rng.randrange(1 << 31),
             ttft_ms=options.llm_ttft_ms,
             tokens_per_s=options.llm_tokens_per_s,

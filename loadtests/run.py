@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -109,7 +110,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def llmstream_server(folder: Path, server_args: str):  # type: ignore[no-untyped-def]
+def llmstream_server(folder: Path, server_args: str) -> Iterator[str]:
     """llmstream on a free port of 127.0.0.1 for the run, its log in the results folder."""
     port = free_port()
     command = [sys.executable, "-m", "llmstream", "serve", "--host", "127.0.0.1", "--port", str(port)]

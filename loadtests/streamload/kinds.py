@@ -54,7 +54,7 @@ def parse_mix(text: str) -> dict[Kind, float]:
             raise ValueError(f"the weight of {name} must be a number, not {value!r}") from None
         if not weight >= 0 or weight == float("inf"):
             raise ValueError(f"the weight of {name} must be a finite number >= 0, not {value!r}")
-        weights[name] = weight  # type: ignore[index]
+        weights[name] = weight
     if not any(weights.values()):
         raise ValueError(f"the mix {text!r} gives no kind a weight above 0")
     return weights
