@@ -83,6 +83,11 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     out = parser.add_argument_group("results")
     out.add_argument("--results", type=Path, default=Path("results"), help="parent folder [results]")
     out.add_argument("--run", default=None, help="run name [date-time-api-users]")
+    out.add_argument(
+        "--summarize", type=Path, default=None, metavar="FOLDER",
+        help="run nothing: summarize a results folder whose timelines/ were gathered by hand (several "
+        "machines' workers)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.processes and args.workers:
         parser.error("give --processes or --workers, not both")
@@ -253,8 +258,25 @@ def report(summary: dict[str, Any], folder: Path) -> None:
         print(f"valid: client-lag p99 {p99:.2f} ms <= {limit:g} ms")
 
 
+def conclude(folder: Path, max_client_lag_ms: float, locust_code: int | None) -> int:
+    """Write summary.json, print the figures and the verdict; the exit status they call for."""
+    try:
+        summary = summarize(folder, max_client_lag_ms=max_client_lag_ms)
+    except FileNotFoundError as exc:
+        print(f"{exc}; see {folder / 'locust.log'}", file=sys.stderr)
+        return EXIT_USAGE
+    summary["locust_exit_code"] = locust_code
+    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    report(summary, folder)
+    if summary["failures"] or locust_code not in (None, 0, EXIT_INVALID):
+        return EXIT_FAILURES
+    return EXIT_INVALID if summary["valid"] is False else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
+    if args.summarize is not None:
+        return conclude(args.summarize, args.max_client_lag_ms, None)
     folder = args.results / args.run
     folder.mkdir(parents=True, exist_ok=False)
     with ExitStack() as stack:
@@ -264,21 +286,11 @@ def main(argv: list[str] | None = None) -> int:
             f"load test {args.run}: {args.users} users, {args.duration:g} s, mix {args.mix}, against {target}"
         )
         locust_code = run_locust(args, target, folder)
-    try:
-        summary = summarize(folder, max_client_lag_ms=args.max_client_lag_ms)
-    except FileNotFoundError as exc:
-        print(f"{exc}; see {folder / 'locust.log'}", file=sys.stderr)
-        return EXIT_USAGE
-    summary["locust_exit_code"] = locust_code
-    (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    report(summary, folder)
     latest = args.results / "latest"
     if latest.is_symlink() or not latest.exists():
         latest.unlink(missing_ok=True)
         latest.symlink_to(args.run)
-    if summary["failures"] or locust_code not in (0, EXIT_INVALID):
-        return EXIT_FAILURES
-    return EXIT_INVALID if summary["valid"] is False else 0
+    return conclude(folder, args.max_client_lag_ms, locust_code)
 
 
 if __name__ == "__main__":
