@@ -220,6 +220,7 @@ def describe_run(args: argparse.Namespace, target: str) -> dict[str, Any]:
         "distribution": "master+workers" if args.workers else "processes" if args.processes else "local",
         "model": args.model,
         "max_tokens": args.max_tokens,
+        "max_client_lag_ms": args.max_client_lag_ms,
         "machine": {
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
