@@ -23,7 +23,9 @@ import gevent
 from gevent.pool import Group
 from locust import LoadTestShape, User, constant, events, task
 from locust.env import Environment
+from locust.exception import StopUser
 from locust.runners import WorkerRunner
+from locust.user.task import LOCUST_STATE_STOPPING
 from streamload.apis import StreamSpec
 from streamload.http11 import Connection, Target
 from streamload.kinds import DEFAULT_MIX, KINDS, SLOW_RECV_BYTES, Kind, parse_mix, run_stream
@@ -238,10 +240,15 @@ class OpenLoopUser(User):
         mix = parse_mix(options.llm_mix)
         kinds, weights = list(mix), list(mix.values())
         rate = options.llm_arrival_rate / max(1, options.llm_generators or 1)
+        run_seconds = options.llm_run_seconds
         intended = time.time()
-        while True:
-            fraction = load_fraction(options.llm_shape, time.time() - Run.started, options.llm_run_seconds)
-            intended += 1.0 / (rate * fraction)
+        # Arrivals stop when the run time is over or Locust stops this user (gracefully: the state a
+        # task is meant to check); streams under way then finish before the user does.
+        while self._state != LOCUST_STATE_STOPPING:
+            elapsed = time.time() - Run.started
+            if run_seconds and elapsed >= run_seconds:
+                break
+            intended += 1.0 / (rate * load_fraction(options.llm_shape, elapsed, run_seconds))
             delay = intended - time.time()
             if delay > 0:
                 gevent.sleep(delay)
@@ -254,6 +261,8 @@ class OpenLoopUser(User):
                 )  # fmt: skip
                 continue
             self.streams.spawn(self._one, kind, intended)
+        self.streams.join()
+        raise StopUser()
 
     def _one(self, kind: Kind, intended: float) -> None:
         connection = Connection(
@@ -271,7 +280,12 @@ class OpenLoopUser(User):
 
 
 class StreamShape(LoadTestShape):
-    """--users, --spawn-rate and --run-time shaped by --llm-shape (steady, ramp, spike)."""
+    """--users and --spawn-rate shaped over --run-time by --llm-shape (steady, ramp, spike).
+
+    At the end of the run the shape stops the runner itself before returning None: headless Locust
+    quits a shape test at once, which would cut streams under way, and a master that quits does not wait
+    for its workers' last figures. `runner.stop()` lets streams finish (--stop-timeout) and collects them.
+    """
 
     use_common_options = True
 
@@ -280,6 +294,7 @@ class StreamShape(LoadTestShape):
         elapsed = self.get_run_time()
         duration = options.run_time
         if duration and elapsed >= duration:
+            self.runner.stop()
             return None
         users = max(1, int(options.num_users or 1))
         if options.llm_arrival_rate > 0:

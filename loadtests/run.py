@@ -182,16 +182,33 @@ def run_locust(args: argparse.Namespace, target: str, folder: Path) -> int:
                 process = subprocess.Popen(worker, stdout=log, stderr=subprocess.STDOUT)
                 workers.append(process)
                 stack.callback(_stop, process)
-        master = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        # Its own process group: --processes forks workers that can outlive the master by a moment,
+        # and the server must not stop under their last streams.
+        master = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         stack.callback(_stop, master)
         try:
             code = master.wait(timeout=budget)
         except subprocess.TimeoutExpired:
             print(f"Locust did not finish within {budget:.0f} s; stopped.", file=sys.stderr)
             return EXIT_USAGE
+        _wait_for_group(master.pid, timeout=args.stop_timeout + 30)
         for process in workers:
-            process.wait(timeout=30)
+            process.wait(timeout=args.stop_timeout + 30)
         return code
+
+
+def _wait_for_group(pgid: int, *, timeout: float) -> None:
+    """Until no process of the group is left (killed after ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        if time.monotonic() > deadline:
+            os.killpg(pgid, signal.SIGKILL)
+            return
+        time.sleep(0.1)
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
