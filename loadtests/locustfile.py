@@ -13,6 +13,8 @@ first token event, not to the headers), ``itl`` (every inter-token gap), ``tpot`
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import random
 import time
@@ -21,7 +23,8 @@ from typing import Any
 
 import gevent
 from gevent.pool import Group
-from locust import LoadTestShape, User, constant, events, task
+from locust import LoadTestShape, User, argument_parser, constant, events, task
+from locust import runners as locust_runners
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
@@ -33,6 +36,33 @@ from streamload.record import StreamRecord, TimelineWriter
 from streamload.shapes import SHAPES, load_fraction
 
 log = logging.getLogger("llmstream.loadtest")
+
+
+def _cache_default_args() -> None:
+    """Work around a stall in Locust's workers: on every spawn message (each second of a ramp or
+    spike) `WorkerRunner.worker` filters the master's options with ``k not in default_args_dict()``
+    inside a comprehension, building Locust's whole argument parser once per option (locust 2.47,
+    runners.py): ~300 ms in which the worker reads no socket, so every stream's tokens wait. The dict is
+    a pure function of Locust's own parser, so one copy serves every call."""
+    build = functools.cache(argument_parser.default_args_dict)
+    argument_parser.default_args_dict = lambda: dict(build())
+
+
+class _NoCallerLookup:
+    """`Runner.stop()` logs its caller at debug level through ``inspect.stack()``, which reads the source
+    of every frame: ~100 ms without reading a socket, while the streams under way finish (locust 2.47,
+    runners.py). Without the stack it logs that the caller is unknown; nothing else in runners.py uses
+    inspect."""
+
+    def stack(self) -> list[Any]:
+        raise LookupError("skipped: inspect.stack() stalls every stream of this process")
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(inspect, name)
+
+
+_cache_default_args()
+locust_runners.inspect = _NoCallerLookup()  # type: ignore[assignment]
 DEFAULT_HOST = "http://127.0.0.1:8000"
 PROMPTS = (
     "Explain how token streaming works.",

@@ -94,7 +94,10 @@ def test_ci_smoke_300_streams_master_and_two_workers() -> None:
     assert run["workers"] == 2
 
 
-def test_locust_processes_mode_with_a_ramp() -> None:
+def test_processes_mode_ramp_drains_every_stream_and_no_worker_stalls_at_a_spawn() -> None:
+    # Regressions: the server was stopped under the forked workers' last streams (run.py waited for the
+    # master only), and each spawn message of a ramp stalled every worker for ~300 ms (Locust building
+    # its argument parser per option), which made such runs invalid at a few hundred events/s.
     summary = load_test(
         "ci-processes", "--users", "60", "--spawn-rate", "60", "--duration", "12", "--processes", "2",
         "--shape", "ramp", *GENTLE, "--stop-timeout", "20",
