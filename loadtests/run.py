@@ -25,7 +25,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -192,8 +192,11 @@ def run_locust(args: argparse.Namespace, target: str, folder: Path) -> int:
             print(f"Locust did not finish within {budget:.0f} s; stopped.", file=sys.stderr)
             return EXIT_USAGE
         _wait_for_group(master.pid, timeout=args.stop_timeout + 30)
+        # The master has its workers' last figures once it exits; a worker that missed its quit message
+        # (it can, as the master exits) is told again, by SIGINT, when the stack unwinds.
         for process in workers:
-            process.wait(timeout=args.stop_timeout + 30)
+            with suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
         return code
 
 
