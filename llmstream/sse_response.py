@@ -7,7 +7,7 @@ the response from the first header to the last byte.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -16,7 +16,7 @@ from quart.asgi import ASGIHTTPConnection
 from quart.typing import ResponseTypes
 
 from llmstream.hub import StreamHub
-from llmstream.sse import ServerSentEvent
+from llmstream.sources import Source
 from llmstream.streaming import EventStream, FinalEvent, default_final_event
 
 _HUB_KEY = "llmstream.hub"
@@ -90,13 +90,14 @@ def hub_of(app: Quart) -> StreamHub:
 
 
 def event_stream(
-    source: AsyncIterable[ServerSentEvent],
+    source: Source,
     *,
     final_event: FinalEvent = default_final_event,
     headers: dict[str, str] | None = None,
     **options: Any,
 ) -> EventStreamResponse:
-    """The response for `source`, with the app's stream options overridden by `options`."""
+    """The response for `source` (an async iterable of events, or a PushedSource such as
+    llmstream.api.pacing's), with the app's stream options overridden by `options`."""
     hub = hub_of(current_app)
     stream_options = replace(hub.options, **options) if options else hub.options
     stream = EventStream(source, hub, options=stream_options, final_event=final_event)

@@ -1,19 +1,26 @@
 """EventStream: the one place where an SSE response lives and dies.
 
 A route returns `event_stream(source)` (llmstream.sse_response), where `source` is an async iterable of
-`ServerSentEvent`s. The stream is then run by `StreamingHTTPConnection` instead of Quart's generic body
-loop, so that everything about its life is decided here:
+`ServerSentEvent`s or a `PushedSource` (llmstream.sources). The stream is then run by
+`StreamingHTTPConnection` instead of Quart's generic body loop, so that everything about its life is
+decided here:
 
     run() ── admit? ──no──► 503 + Retry-After (JSON)             ┐
       │yes                                                        │
       ├─ producer task: source ─► encode ─► bounded chunk list    │ one close path: _finish(reason)
-      ├─ writer (this task): chunk list ─► one ASGI send          │ records the reason once, finalises
-      └─ watchdog (StreamHub, one per app): heartbeat,            │ the producer and the source,
-         write timeout, max duration                              ┘ counts and logs.
+      │  (or a PushedSource: offer() ─► the same list, no task)   │ records the reason once, finalises
+      ├─ writer (this task): chunk list ─► one ASGI send          │ the producer and the source,
+      └─ watchdog (StreamHub, one per app): heartbeat,            │ counts and logs.
+         write timeout, max duration                              ┘
 
 Why this shape:
 - Pull-based with a bounded buffer: a slow client blocks `send`, the buffer fills, the producer waits.
   Memory per stream is bounded and there is no unbounded queue between producer and socket.
+- A source that knows when its events are due (paced model output, llmstream.api.pacing) need not be
+  pulled by a task of its own, which would wake once per event: it is a `PushedSource`, fed by the
+  loop's shared TokenScheduler (llmstream.scheduler), and offers its events to the buffer itself
+  (llmstream.sources). The offer that fills the buffer says so; the source then waits, off the
+  schedule, until the writer has taken the buffer and calls `resume()`.
 - Events that are ready together leave in one write (coalescing): with an instant source, up to
   `buffer_events` events share one ASGI message.
 - No per-event timer, lock or task: heartbeats, write timeouts and max durations are all checked by one
@@ -29,13 +36,14 @@ import itertools
 import logging
 import os
 import random
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from werkzeug.exceptions import HTTPException
 
+from llmstream.sources import PushedSource, ResetStream, Source
 from llmstream.sse import ServerSentEvent
 
 if TYPE_CHECKING:
@@ -74,14 +82,6 @@ class StreamOptions:
             raise ValueError(f"max_duration must be positive, not {self.max_duration}")
         if self.buffer_events < 1:
             raise ValueError(f"buffer_events must be at least 1, not {self.buffer_events}")
-
-
-class ResetStream(Exception):
-    """Raised by a source to end the connection abruptly, as a crashed upstream would (fault injection).
-
-    The events already produced are written, then the response is left incomplete: every server then
-    closes the connection without the final chunk, and clients see a broken stream, not a clean end.
-    """
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +123,7 @@ class EventStream:
 
     def __init__(
         self,
-        source: AsyncIterable[ServerSentEvent],
+        source: Source,
         hub: StreamHub,
         *,
         options: StreamOptions,
@@ -131,6 +131,7 @@ class EventStream:
         stream_id: str | None = None,
     ) -> None:
         self.source = source
+        self._pushed = source if isinstance(source, PushedSource) else None
         self.hub = hub
         self.options = options
         self.final_event = final_event
@@ -144,6 +145,7 @@ class EventStream:
         self._pending_events = 0
         self._wake: asyncio.Future[None] | None = None
         self._space: asyncio.Future[None] | None = None
+        self._refused = False  # a PushedSource waits for resume()
         self._producer: asyncio.Task[None] | None = None
         self._task: asyncio.Task[Any] | None = None
         # Progress counters the watchdog reads: no clock reads on the per-event path.
@@ -173,10 +175,15 @@ class EventStream:
         self._task = asyncio.current_task()
         self._opened_at = self._quiet_since = loop.time()
         try:
-            self._producer = loop.create_task(self._produce(), name=f"llmstream-producer-{self.stream_id}")
-            # Let the producer take its first step: a source that fails at once (before any await) is
-            # still answered with a proper HTTP error instead of a 200 stream holding an error event.
-            await asyncio.sleep(0)
+            if self._pushed is not None:
+                self._pushed.start(self)  # delivers at once whatever is already due
+            else:
+                self._producer = loop.create_task(
+                    self._produce(), name=f"llmstream-producer-{self.stream_id}"
+                )
+                await asyncio.sleep(0)  # let the producer take its first step
+            # A source that fails at once (before its first event) is still answered with a proper
+            # HTTP error instead of a 200 stream holding an error event.
             if self.reason == "error" and self._events_produced == 0:
                 await _send_error_response(send, self._error)
                 return
@@ -200,8 +207,11 @@ class EventStream:
     def request_close(self, reason: CloseReason) -> None:
         """Ask the stream to end with `reason`: flush what is ready, send the final event, close."""
         self._set_reason(reason)
-        if self._producer is not None and reason != "complete":
-            self._producer.cancel()
+        if reason != "complete":
+            if self._pushed is not None:
+                self._pushed.close()
+            elif self._producer is not None:
+                self._producer.cancel()
         self._wake_writer()
 
     def check(self, now: float) -> None:
@@ -224,9 +234,27 @@ class EventStream:
             self._chunks.append(HEARTBEAT)
             self._wake_writer()
 
+    # ---- a PushedSource delivers here (Sink) --------------------------------------------------------
+
+    def offer(self, data: bytes) -> bool:
+        """Take one encoded event; False when the buffer is full (then wait for `resume()`)."""
+        self._chunks.append(data)
+        self._pending_events += 1
+        self._events_produced += 1
+        self._wake_writer()
+        if len(self._chunks) >= self.options.buffer_events:
+            self._refused = True
+            return False
+        return True
+
+    def end(self, error: BaseException | None = None) -> None:
+        """The source has delivered its last event (`error`: how it failed, or a ResetStream)."""
+        self._source_ended(error)
+
     # ---- producer and writer ----------------------------------------------------------------------
 
     async def _produce(self) -> None:
+        assert not isinstance(self.source, PushedSource)
         try:
             async for event in self.source:
                 self._chunks.append(event.encode())
@@ -238,14 +266,20 @@ class EventStream:
                     await self._space
         except asyncio.CancelledError:
             raise
-        except ResetStream:
-            self._set_reason("reset")
         except Exception as exc:
-            self._error = exc
-            self._set_reason("error")
+            self._source_ended(exc)
         else:
+            self._source_ended(None)
+
+    def _source_ended(self, error: BaseException | None) -> None:
+        if error is None:
             self._set_reason("complete")
-        # Not request_close(): a task must not cancel itself on its way out.
+        elif isinstance(error, ResetStream):
+            self._set_reason("reset")
+        else:
+            self._error = self._error or error
+            self._set_reason("error")
+        # Not request_close(): a producer task must not cancel itself on its way out.
         self._wake_writer()
 
     async def _pump(self, send: Send) -> None:
@@ -258,6 +292,10 @@ class EventStream:
                 # Done already when request_close() cancelled the producer while it waited for room.
                 if space is not None and not space.done():
                     space.set_result(None)
+                if self._refused and self._pushed is not None:
+                    # Refills the new list at once with what is due (while this batch is written).
+                    self._refused = False
+                    self._pushed.resume()
                 await self._write(send, chunks[0] if len(chunks) == 1 else b"".join(chunks), events)
             elif self.reason is not None:
                 return
@@ -298,7 +336,7 @@ class EventStream:
             # Wait for the producer to unwind (its source sees CancelledError at its await point) ...
             await asyncio.gather(producer, return_exceptions=True)
         # ... and close the source in case it was parked at a `yield` or never started.
-        await _aclose_quietly(self.source, self.stream_id)
+        await self._close_source()
         self.hub.release(self)
         metrics = self.hub.metrics
         metrics.events_sent += self.events_sent
@@ -335,6 +373,12 @@ class EventStream:
             )
         finally:
             self._state = "finished"
+            await self._close_source()
+
+    async def _close_source(self) -> None:
+        if self._pushed is not None:
+            self._pushed.close()  # nothing of it stays scheduled
+        else:
             await _aclose_quietly(self.source, self.stream_id)
 
     def _opening(self) -> bytes:

@@ -1,44 +1,137 @@
 """Pacing: scheduled events (due times in ms) in, events at their due times out.
 
-An absolute schedule: t0 is the loop's time when the stream starts, and event k is sent at
-t0 + due_ms[k]. Sleeping "until due" rather than "for the gap" means pacing never drifts, a late event
+An absolute schedule: t0 is the loop's time when the stream opens, and event k is sent at
+t0 + due_ms[k]. Sending "when due" rather than "after the gap" means pacing never drifts, a late event
 (a slow client, a busy loop) does not push every later one back, and an event already due goes out at
-once, so the `instant` model never sleeps at all.
+once, so the `instant` model never waits at all.
+
+No stream sleeps, and no stream has a task pulling its events: a `PacedSource` is a `PushedSource`
+(llmstream.sources) that the loop's shared TokenScheduler (llmstream.scheduler) serves at its next due
+time, one tick for every stream that is due. Each serve hands the stream's buffer every event due by
+then, and its writer wakes once for all of them. Whatever is due already (the start event, the whole
+`instant` answer, a catch-up after a stall or a full buffer) is handed over at once, with no timer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable, Iterator
 
 from llmstream.protocols import Scheduled
 from llmstream.protocols.wire import stamped
+from llmstream.scheduler import Ticket, TokenScheduler, scheduler_for
 from llmstream.simulator import StreamPlan
+from llmstream.sources import PushedSource, ResetStream, Sink
 from llmstream.sse import ServerSentEvent
-from llmstream.streaming import ResetStream
 
-__all__ = ["paced"]
+__all__ = ["PacedSource", "paced", "stamped_wire"]
 
 
-async def paced(
-    items: Iterable[Scheduled], plan: StreamPlan, *, timestamps: bool = False
-) -> AsyncIterator[ServerSentEvent]:
+def paced(items: Iterable[Scheduled], plan: StreamPlan, *, timestamps: bool = False) -> PacedSource:
     """``items`` at their due times; then, if the plan ends in a reset, an abrupt end of the connection.
 
     ``timestamps`` adds the send time ``t`` (Unix seconds) to every event that carries a token, so that a
     load-test client can measure its own lag behind the server.
     """
-    loop = asyncio.get_running_loop()
-    t0 = loop.time()
-    for item in items:
-        due = t0 + item.due_ms / 1000
-        now = loop.time()
-        if due > now:
-            await asyncio.sleep(due - now)
-        if timestamps and item.token is not None:
-            yield stamped(item.event, time.time())
-        else:
-            yield item.event
+    ending = None
     if plan.ending == "reset":
-        raise ResetStream(f"simulated fault reset_after:{plan.faults.reset_after}")
+        ending = ResetStream(f"simulated fault reset_after:{plan.faults.reset_after}")
+    return PacedSource(items, ending=ending, timestamps=timestamps)
+
+
+class PacedSource(PushedSource):
+    """Events offered to the stream at t0 + due_ms, by the running loop's TokenScheduler."""
+
+    def __init__(
+        self, items: Iterable[Scheduled], *, ending: BaseException | None = None, timestamps: bool = False
+    ) -> None:
+        self._items: Iterator[Scheduled] = iter(items)
+        self._ending = ending
+        self._timestamps = timestamps
+        self._next: Scheduled | None = None  # taken from `items`, not yet due or not yet offered
+        self._sink: Sink | None = None
+        self._scheduler: TokenScheduler | None = None
+        self._ticket = Ticket(self)
+        self._t0 = 0.0
+        self._closed = False
+
+    @property
+    def scheduled(self) -> bool:
+        """Waiting in the scheduler for its next due time."""
+        return self._ticket.scheduled
+
+    def start(self, sink: Sink) -> None:
+        if self._closed:
+            return
+        loop = asyncio.get_running_loop()
+        self._sink, self._scheduler = sink, scheduler_for(loop)
+        self._t0 = now = loop.time()
+        self._wait_for(self.serve(now))
+
+    def resume(self) -> None:
+        if self._scheduler is not None and not self._closed:
+            self._wait_for(self.serve(asyncio.get_running_loop().time()))
+
+    def close(self) -> None:
+        self._closed = True
+        self._sink = None
+        self._items = iter(())  # let the plan go, even while a stale heap entry still points here
+        if self._scheduler is not None:
+            self._scheduler.unschedule(self._ticket)
+
+    def serve(self, now: float) -> float | None:
+        """Offer every event due at ``now``; the next due time, or None when done or refused.
+
+        Called by the scheduler's tick (and at start and resume): it never raises, so a broken plan
+        ends its own stream with an error and the tick goes on with the others.
+        """
+        sink = self._sink
+        if sink is None:
+            return None
+        try:
+            item = self._next
+            wall = 0.0  # one send time for every token of this batch: they leave in one write
+            while True:
+                if item is None:
+                    item = next(self._items, None)
+                    if item is None:
+                        self.close()
+                        sink.end(self._ending)
+                        return None
+                due = self._t0 + item.due_ms / 1000
+                if due > now:
+                    self._next = item
+                    return due
+                self._next = None
+                if self._timestamps and item.token is not None:
+                    wall = wall or time.time()
+                    data = stamped_wire(item.event, wall)
+                else:
+                    data = item.event.encode()
+                item = None
+                if not sink.offer(data):
+                    return None  # the buffer is full: wait, unscheduled, for resume()
+        except Exception as exc:
+            self.close()
+            sink.end(exc)
+            return None
+
+    def _wait_for(self, due: float | None) -> None:
+        if due is not None and self._scheduler is not None:
+            self._scheduler.schedule(self._ticket, due)
+
+
+def stamped_wire(event: ServerSentEvent, t: float) -> bytes:
+    """The wire bytes of ``stamped(event, t)`` (llmstream.protocols.wire), spliced rather than rebuilt.
+
+    Once per token when timestamps are asked for: rendering and validating a second event costs several
+    times more than the splice. The data field is rendered last and a JSON object ends with "}", so the
+    encoded event ends with ``}\n\n`` and the member goes just before it; anything else is left to
+    `stamped`, which also refuses what cannot carry a time. tests/unit/test_api_pacing.py holds the two
+    to the same bytes.
+    """
+    data, wire = event.data, event.encode()
+    if data is None or not data.endswith("}") or not wire.endswith(b"}\n\n"):
+        return stamped(event, t).encode()
+    return wire[:-3] + (b',"t":%.6f}\n\n' if len(data) > 2 else b'"t":%.6f}\n\n') % t

@@ -1,84 +1,340 @@
-"""Pacing: events at absolute due times, the instant model never waiting, and a reset at the end."""
+"""Pacing: events at absolute due times from the shared scheduler, the instant model never waiting, a
+reset at the end, and a stream that leaves nothing behind in the scheduler however it ends."""
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
+import weakref
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from llmstream.api.pacing import paced
-from llmstream.protocols import native
+from llmstream.api.pacing import PacedSource, paced, stamped_wire
+from llmstream.hub import StreamHub
+from llmstream.protocols import Scheduled, anthropic, native, openai
+from llmstream.protocols.wire import stamped
+from llmstream.scheduler import scheduler_for
 from llmstream.simulator import Message, StreamPlan, StreamRequest, parse_faults, plan_stream
-from llmstream.streaming import ResetStream
+from llmstream.sse import ServerSentEvent
+from llmstream.streaming import EventStream, ResetStream, StreamOptions
+
+from .simulator_strategies import echo_plan
 
 
-def plan(**options: object) -> StreamPlan:
-    return plan_stream(
-        StreamRequest(model="echo", messages=(Message("user", "one two three four five six"),), **options)  # type: ignore[arg-type]
-    )
+def plan(model: str = "echo", **options: object) -> StreamPlan:
+    prompt = "one two three four five six " * 4
+    return plan_stream(StreamRequest(model=model, messages=(Message("user", prompt),), **options))  # type: ignore[arg-type]
 
 
-async def timed(plan: StreamPlan, *, consumer_delay: float = 0.0, **options: bool) -> list[tuple[float, str]]:
-    loop = asyncio.get_running_loop()
-    start = loop.time()
-    arrivals = []
-    async for event in paced(native.stream_events(plan, created=0, request_id="r"), plan, **options):
-        arrivals.append((loop.time() - start, event.data or ""))
-        if consumer_delay and len(arrivals) == 2:
-            await asyncio.sleep(consumer_delay)  # a slow consumer, once
-    return arrivals
+def events_of(plan: StreamPlan) -> Iterator[Scheduled]:
+    return native.stream_events(plan, created=0, request_id="r")
+
+
+class Arrivals:
+    """A sink that records when each event arrives; after `room` events it refuses (a full buffer)."""
+
+    def __init__(self, room: int | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.start = self.loop.time()
+        self.arrivals: list[tuple[float, bytes]] = []
+        self.room = room
+        self.ended: asyncio.Future[BaseException | None] = self.loop.create_future()
+
+    def offer(self, data: bytes) -> bool:
+        self.arrivals.append((self.loop.time() - self.start, data))
+        return self.room is None or len(self.arrivals) < self.room
+
+    def end(self, error: BaseException | None = None) -> None:
+        self.ended.set_result(error)
+
+    @property
+    def payloads(self) -> list[dict[str, Any]]:
+        return [json.loads(data.split(b"data: ", 1)[1]) for _, data in self.arrivals]
+
+
+async def run_paced(source: PacedSource, room: int | None = None) -> Arrivals:
+    sink = Arrivals(room)
+    source.start(sink)
+    assert await asyncio.wait_for(sink.ended, 5) is None
+    return sink
 
 
 async def test_events_leave_at_their_due_times() -> None:
-    regular = plan(ttft_ms=100, tokens_per_s=20, jitter=0)  # tokens due at 100, 150, 200 ... ms
-    arrivals = await timed(regular)
+    regular = plan(ttft_ms=100, tokens_per_s=20, jitter=0, max_tokens=8)  # due at 100, 150 ... 450 ms
+    sink = await run_paced(paced(events_of(regular), regular))
     due = [0.0] + [t.due_ms / 1000 for t in regular.tokens] + [regular.end_ms / 1000]
-    assert len(arrivals) == len(due)
-    for (at, _), expected in zip(arrivals, due, strict=True):
+    assert len(sink.arrivals) == len(due)
+    for (at, _), expected in zip(sink.arrivals, due, strict=True):
         assert expected <= at < expected + 0.05
 
 
-async def test_a_late_consumer_does_not_push_the_schedule_back() -> None:
-    regular = plan(ttft_ms=0, tokens_per_s=20, jitter=0)  # every 50 ms from 0
-    arrivals = await timed(regular, consumer_delay=0.18)
-    # Tokens 1-3 came due while the consumer slept: they leave at once, then the schedule resumes as
-    # planned. "Sleeping the gap" instead would have put the last token 0.18 s late.
+async def test_a_late_loop_does_not_push_the_schedule_back() -> None:
+    regular = plan(ttft_ms=0, tokens_per_s=20, jitter=0, max_tokens=12)  # every 50 ms from 0
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.07, time.sleep, 0.18)  # the loop is busy from 70 to 250 ms
+    sink = await run_paced(paced(events_of(regular), regular))
+    arrivals = [at for at, _ in sink.arrivals]
+    # Tokens 2-5 (due at 100-250 ms) came due while the loop was busy: they leave together at once,
+    # then the schedule goes on as planned. "Sleeping the gap" would have put the last token 0.18 s late.
+    assert arrivals[6] - arrivals[3] < 0.01
     last_due = regular.tokens[-1].due_ms / 1000
-    assert arrivals[-2][0] < last_due + 0.03
-    assert arrivals[3][0] - arrivals[2][0] < 0.01
+    assert last_due <= arrivals[-2] < last_due + 0.03
+
+
+async def test_a_full_sink_waits_unscheduled_then_catches_up_in_order() -> None:
+    regular = plan(ttft_ms=0, tokens_per_s=50, jitter=0, max_tokens=20)  # every 20 ms from 0
+    assert len(regular.tokens) == 20
+    source = paced(events_of(regular), regular)
+    sink = Arrivals(room=2)
+    source.start(sink)  # start and token 0 are due at once: the sink is full after them
+    assert len(sink.arrivals) == 2
+    assert not source.scheduled  # refused: waiting for resume(), not for a timer
+    await asyncio.sleep(0.11)
+    assert len(sink.arrivals) == 2  # nothing offered to a full sink
+    sink.room = None
+    source.resume()  # tokens 1-5 are due by now (20-100 ms): all of them, at once
+    assert [p["index"] for p in sink.payloads[2:]][:5] == [1, 2, 3, 4, 5]
+    assert source.scheduled
+    assert await asyncio.wait_for(sink.ended, 5) is None
+    indices = [p["index"] for p in sink.payloads if "index" in p]
+    assert indices == list(range(len(regular.tokens)))
+    last_due = regular.tokens[-1].due_ms / 1000
+    assert sink.arrivals[-2][0] < last_due + 0.03  # back on the original schedule
 
 
 async def test_the_instant_model_never_waits() -> None:
     instant = plan_stream(StreamRequest(model="instant", messages=(Message("user", "Explain pacing"),)))
-    assert len(instant.tokens) > 50
+    assert len(instant.tokens) > 100  # more than one buffer's worth: resumed by the writer, not a timer
+    scheduler = scheduler_for(asyncio.get_running_loop())
+    ticks = scheduler.ticks
+    source = paced(events_of(instant), instant)
+    send = RecordingSend()
     started = time.perf_counter()
-    arrivals = await timed(instant)
-    assert len(arrivals) == len(instant.tokens) + 2
+    await asyncio.wait_for(new_stream(source).run(send), 5)
     assert time.perf_counter() - started < 0.05
+    assert send.body.count(b"event: token\n") == len(instant.tokens)
+    assert scheduler.ticks == ticks  # never scheduled, never woken by a timer
 
 
-async def test_timestamps_are_added_to_token_events_only() -> None:
-    quick = plan(ttft_ms=0, tokens_per_s=1000, jitter=0)
+async def test_timestamps_are_added_to_token_events_only_when_they_leave() -> None:
+    quick = plan(ttft_ms=0, tokens_per_s=200, jitter=0)
     before = time.time()
-    arrivals = await timed(quick, timestamps=True)
-    payloads = [json.loads(data) for _, data in arrivals]
+    sink = await run_paced(paced(events_of(quick), quick, timestamps=True))
+    payloads = sink.payloads
     assert "t" not in payloads[0]  # start
     assert "t" not in payloads[-1]  # finish
     times = [p["t"] for p in payloads[1:-1]]
     assert times == sorted(times)
     assert before <= times[0] <= times[-1] <= time.time()
+    # Stamped when sent, not when planned: token k is due k * 5 ms after the start.
+    for k, t in enumerate(times):
+        assert t >= before + k * 0.005 - 0.001
+
+
+async def test_without_timestamps_events_are_sent_as_planned() -> None:
+    quick = plan(ttft_ms=0, tokens_per_s=1000, jitter=0)
+    sink = await run_paced(paced(events_of(quick), quick))
+    assert [data for _, data in sink.arrivals] == [item.event.encode() for item in events_of(quick)]
+
+
+@pytest.mark.parametrize("framing", [native, openai, anthropic], ids=["native", "openai", "anthropic"])
+def test_stamped_wire_is_the_encoding_of_stamped(framing: Any) -> None:
+    events = [item.event for item in framing.stream_events(echo_plan(), created=1, request_id="r")]
+    for event in events:
+        if (event.data or "").endswith("}"):
+            assert stamped_wire(event, 1_700_000_000.123456) == stamped(event, 1_700_000_000.123456).encode()
+
+
+json_objects = st.dictionaries(
+    st.text(max_size=5), st.one_of(st.text(max_size=10), st.integers(), st.none()), max_size=3
+)
+
+
+@given(
+    st.one_of(json_objects.map(json.dumps), json_objects.map(lambda o: json.dumps(o, indent=1))),
+    st.one_of(st.none(), st.text(alphabet="abc", max_size=3)),
+    st.floats(min_value=0, max_value=4e9, allow_nan=False),
+)
+def test_stamped_wire_matches_stamped_for_any_object(data: str, name: str | None, t: float) -> None:
+    event = ServerSentEvent(data=data, event=name)  # indent=1: data on several lines
+    assert stamped_wire(event, t) == stamped(event, t).encode()
+
+
+@pytest.mark.parametrize("data", [None, "[1,2]", '"text"'])
+def test_stamped_wire_refuses_what_stamped_refuses(data: str | None) -> None:
+    with pytest.raises(ValueError, match="JSON object"):
+        stamped_wire(ServerSentEvent(data=data, event="x"), 1.0)
 
 
 async def test_a_reset_plan_ends_with_reset_stream_after_its_events() -> None:
     reset = plan(ttft_ms=0, tokens_per_s=1000, jitter=0, faults=parse_faults("reset_after:3"))
-    received: list[str | None] = []
+    sink = Arrivals()
+    paced(events_of(reset), reset).start(sink)
+    error = await asyncio.wait_for(sink.ended, 5)
+    assert isinstance(error, ResetStream)
+    assert "reset_after:3" in str(error)
+    assert [data.split(b"\n", 1)[0] for _, data in sink.arrivals] == [b"event: start"] + [b"event: token"] * 3
 
-    async def drain() -> None:
-        async for event in paced(native.stream_events(reset, created=0, request_id="r"), reset):
-            received.append(event.event)
 
-    with pytest.raises(ResetStream, match="reset_after:3"):
-        await drain()
-    assert received == ["start", "token", "token", "token"]
+async def test_a_failing_plan_ends_its_own_stream_with_the_error() -> None:
+    def items() -> Iterator[Scheduled]:
+        yield Scheduled(0.0, ServerSentEvent(data="one"))
+        yield Scheduled(10.0, ServerSentEvent(data="two"))
+        raise RuntimeError("the framing broke")
+
+    source = PacedSource(items())
+    sink = Arrivals()
+    source.start(sink)
+    error = await asyncio.wait_for(sink.ended, 5)
+    assert isinstance(error, RuntimeError)
+    assert [data for _, data in sink.arrivals] == [b"data: one\n\n", b"data: two\n\n"]
+    assert not source.scheduled
+
+
+async def test_close_stops_the_delivery_and_unschedules() -> None:
+    regular = plan(ttft_ms=0, tokens_per_s=20, jitter=0)
+    source = paced(events_of(regular), regular)
+    sink = Arrivals()
+    source.start(sink)
+    assert source.scheduled
+    source.close()
+    source.close()  # twice is harmless
+    assert not source.scheduled
+    delivered = len(sink.arrivals)
+    await asyncio.sleep(0.12)
+    source.resume()  # a late resume after close does nothing either
+    assert len(sink.arrivals) == delivered
+    assert not sink.ended.done()
+
+
+# ---- through the engine: EventStream with a PacedSource ------------------------------------------------
+
+
+class RecordingSend:
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.times: list[float] = []
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        self.messages.append(message)
+        self.times.append(asyncio.get_running_loop().time())
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.messages if m["type"] == "http.response.body")
+
+
+class BlockingSend(RecordingSend):
+    """A client whose socket is full: body writes after the first wait until `release` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.blocked = asyncio.Event()
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and message["more_body"] and len(self.messages) > 1:
+            self.blocked.set()
+            await self.release.wait()
+        await super().__call__(message)
+
+
+def new_stream(source: PacedSource, hub: StreamHub | None = None, **options: Any) -> EventStream:
+    hub = hub or StreamHub(max_streams=10, options=StreamOptions(**options))
+    return EventStream(source, hub, options=StreamOptions(**options))
+
+
+def indices(body: bytes) -> list[int]:
+    return [json.loads(line[6:])["index"] for line in body.split(b"\n") if line.startswith(b'data: {"index"')]
+
+
+async def test_a_full_buffer_does_not_delay_other_streams() -> None:
+    fast = plan(ttft_ms=0, tokens_per_s=100, jitter=0, max_tokens=30)  # every 10 ms, over 0.3 s
+    hub = StreamHub(max_streams=10, options=StreamOptions())
+    longer = plan("fast", ttft_ms=0, tokens_per_s=100, jitter=0, max_tokens=90)  # still going when checked
+    assert len(longer.tokens) == 90
+    slow_source = paced(events_of(longer), longer)
+    slow_send = BlockingSend()
+    slow = asyncio.create_task(new_stream(slow_source, hub, buffer_events=2).run(slow_send))
+    await asyncio.wait_for(slow_send.blocked.wait(), 5)
+    healthy_send = RecordingSend()
+    healthy_started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(new_stream(paced(events_of(fast), fast), hub).run(healthy_send), 5)
+    # The other stream went on schedule: all its tokens, each sent within a margin of its due time.
+    assert indices(healthy_send.body) == list(range(len(fast.tokens)))
+    for at, message in zip(healthy_send.times, healthy_send.messages, strict=True):
+        for k in indices(message.get("body", b"")):
+            assert at - healthy_started < fast.tokens[k].due_ms / 1000 + 0.03
+    # The blocked stream waits off the schedule, its buffer full, rather than in every tick.
+    assert not slow_source.scheduled
+    slow_send.release.set()
+    await asyncio.wait_for(slow, 5)
+    assert indices(slow_send.body) == list(range(len(longer.tokens)))  # all of them, in order
+
+
+async def test_a_client_that_leaves_leaves_nothing_scheduled() -> None:
+    regular = plan(ttft_ms=0, tokens_per_s=20, jitter=0)
+    scheduler = scheduler_for(asyncio.get_running_loop())
+    source = paced(events_of(regular), regular)
+    stream = new_stream(source)
+    running = asyncio.create_task(stream.run(RecordingSend()))
+    await asyncio.sleep(0.03)
+    assert source.scheduled
+    assert len(scheduler) == 1
+    running.cancel()  # how Quart reports a client disconnect
+    await asyncio.wait([running])
+    assert stream.reason == "client_disconnected"
+    assert not source.scheduled
+    assert len(scheduler) == 0
+    assert not scheduler.armed
+    assert stream.hub.open == set()
+    # The source may outlive its stream (a stale heap entry points to it until it surfaces): it must
+    # not keep the stream, its buffer and its connection alive.
+    ref = weakref.ref(stream)
+    del stream, running
+    gc.collect()
+    assert ref() is None
+
+
+async def test_shutdown_ends_a_waiting_stream_and_unschedules_it() -> None:
+    regular = plan(ttft_ms=0, tokens_per_s=20, jitter=0)
+    source = paced(events_of(regular), regular)
+    stream = new_stream(source)
+    send = RecordingSend()
+    running = asyncio.create_task(stream.run(send))
+    await asyncio.sleep(0.03)
+    assert source.scheduled
+    stream.hub.begin_shutdown()
+    assert not source.scheduled  # at once: no event may follow the final one
+    await asyncio.wait_for(running, 5)
+    assert stream.reason == "server_shutdown"
+    assert b"event: close\n" in send.messages[-1]["body"]
+    assert not source.scheduled
+
+
+async def test_a_reset_plan_leaves_the_response_incomplete() -> None:
+    reset = plan(ttft_ms=0, tokens_per_s=1000, jitter=0, faults=parse_faults("reset_after:3"))
+    send = RecordingSend()
+    stream = new_stream(paced(events_of(reset), reset))
+    await asyncio.wait_for(stream.run(send), 5)
+    assert stream.reason == "reset"
+    assert indices(send.body) == [0, 1, 2]
+    assert all(m.get("more_body", True) for m in send.messages)
+
+
+async def test_a_plan_that_fails_before_its_first_event_gets_an_http_error() -> None:
+    def items() -> Iterator[Scheduled]:
+        raise RuntimeError("no plan")
+        yield  # pragma: no cover
+
+    send = RecordingSend()
+    stream = new_stream(PacedSource(items()))
+    await asyncio.wait_for(stream.run(send), 5)
+    assert send.messages[0]["status"] == 500
+    assert stream.reason == "error"

@@ -1,0 +1,171 @@
+"""The token scheduler: one timer per event loop serves every paced stream that is due.
+
+Sleeping until each token's due time costs a timer handle, a future and a task wake-up per token per
+stream (about 15 µs per event on uvloop, 22 µs on asyncio, before any I/O): 40,000 of each per second
+for 2,000 streams at 20 tokens/s. Here a paced stream instead holds one entry, at its next due time, in
+a heap shared by every stream of the loop, and one `loop.call_at` timer armed for the earliest entry
+calls each client that is due, in order of due time, synchronously, within one callback:
+
+    schedule(ticket, due) ─► heap of (due, seq, ticket) ─► one timer, at the earliest due time
+    tick: every entry due by now ─► client.serve(now) ─► its next due time, or None (done, or parked)
+
+Ticks are at least `QUANTUM` apart once one has served anything: thousands of streams with their own
+start times fall due every few µs, and one tick then serves all that fell due during the last
+millisecond rather than one timer per token. No event is served early, and none later than about one
+quantum plus the loop's own latency.
+
+Removing an entry is O(1): the ticket forgets its entry (`seq`), which the heap drops when it reaches
+the top or when stale entries outnumber live ones. When the last live entry goes, the heap is emptied
+and the timer cancelled: a scheduler with nothing to serve holds nothing and wakes nobody.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+import math
+import weakref
+from typing import Protocol
+
+__all__ = ["QUANTUM", "Client", "Ticket", "TokenScheduler", "scheduler_for"]
+
+logger = logging.getLogger("llmstream.stream")
+
+QUANTUM = 0.001  # seconds between ticks that serve something; the most a tick adds to lateness
+_COMPACT_AT = 64  # stale entries tolerated before they may outnumber live ones
+
+
+class Client(Protocol):
+    def serve(self, now: float) -> float | None:
+        """Deliver everything due at `now` (loop clock); return the next due time, or None to leave.
+
+        Runs inside the tick: it must not block, and it must not raise (an exception is logged and the
+        client dropped, so that one broken stream cannot stop the tick for the others).
+        """
+        ...
+
+
+class Ticket:
+    """A client's place in one scheduler: at most one entry at a time."""
+
+    __slots__ = ("client", "seq")
+
+    def __init__(self, client: Client) -> None:
+        self.client = client
+        self.seq = 0  # the sequence number of its live heap entry; 0 when it has none
+
+    @property
+    def scheduled(self) -> bool:
+        return self.seq != 0
+
+
+class TokenScheduler:
+    """Serves its clients at their due times from one timer on the running loop."""
+
+    def __init__(self, *, quantum: float = QUANTUM) -> None:
+        self.quantum = quantum
+        self.ticks = 0  # timer callbacks run (for tests and curiosity: one per batch, not per token)
+        self._heap: list[tuple[float, int, Ticket]] = []
+        self._numbers = itertools.count(1)
+        self._live = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._last_served = -math.inf
+
+    def __len__(self) -> int:
+        """Clients waiting for a due time."""
+        return self._live
+
+    @property
+    def armed(self) -> bool:
+        return self._timer is not None
+
+    def schedule(self, ticket: Ticket, due: float) -> None:
+        """Serve `ticket`'s client at `due` (loop clock), replacing any time it was scheduled for."""
+        self._push(ticket, due)
+        if due < self._timer_at:
+            self._arm(due)
+
+    def unschedule(self, ticket: Ticket) -> None:
+        """Forget `ticket`'s entry, if it has one; its client will not be served unless scheduled again."""
+        if not ticket.seq:
+            return
+        ticket.seq = 0
+        self._live -= 1
+        if not self._live:
+            # Nothing left to serve: drop the stale entries (and the clients they point to) and the timer.
+            self._heap.clear()
+            self._disarm()
+        elif len(self._heap) > 2 * self._live + _COMPACT_AT:
+            # In place: a tick in progress holds this list.
+            self._heap[:] = [entry for entry in self._heap if entry[2].seq == entry[1]]
+            heapq.heapify(self._heap)
+
+    def _push(self, ticket: Ticket, due: float) -> None:
+        if not ticket.seq:
+            self._live += 1
+        seq = ticket.seq = next(self._numbers)
+        heapq.heappush(self._heap, (due, seq, ticket))
+
+    def _tick(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        self.ticks += 1
+        now = asyncio.get_running_loop().time()
+        heap = self._heap
+        again: list[tuple[Ticket, float]] = []
+        served = False
+        while heap and heap[0][0] <= now:
+            _, seq, ticket = heapq.heappop(heap)
+            if ticket.seq != seq:
+                continue  # unscheduled or rescheduled since
+            ticket.seq = 0
+            self._live -= 1
+            served = True
+            try:
+                due = ticket.client.serve(now)
+            except Exception:
+                logger.exception("token scheduler: a client failed and was dropped")
+                continue
+            if due is not None:
+                again.append((ticket, due))
+        if served:
+            self._last_served = now
+        # Pushed after the loop, so that a client asking for `now` again waits for the next tick
+        # instead of spinning this one; and armed once, for the earliest entry.
+        for ticket, due in again:
+            self._push(ticket, due)
+        while heap and heap[0][2].seq != heap[0][1]:
+            heapq.heappop(heap)
+        if heap:
+            self._arm(heap[0][0])
+
+    def _arm(self, due: float) -> None:
+        at = max(due, self._last_served + self.quantum)
+        if at >= self._timer_at:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = asyncio.get_running_loop().call_at(at, self._tick)
+        self._timer_at = at
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = None, math.inf
+
+
+# One scheduler per loop, so that one tick serves every stream of the loop (every app, every API).
+# Weak keys: a closed loop (a test's, a worker's) takes its scheduler with it.
+_schedulers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TokenScheduler] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def scheduler_for(loop: asyncio.AbstractEventLoop) -> TokenScheduler:
+    """The running loop's scheduler, created on first use."""
+    scheduler = _schedulers.get(loop)
+    if scheduler is None:
+        scheduler = _schedulers[loop] = TokenScheduler()
+    return scheduler

@@ -1,0 +1,65 @@
+"""What an `EventStream` (llmstream.streaming) reads from, and how a source ends a connection abruptly.
+
+Two kinds of source:
+
+- an async iterable of `ServerSentEvent`s, pulled by a producer task of the stream's own (demos, the
+  relay: anything that awaits I/O between events);
+- a `PushedSource`, which offers its events to the stream (a `Sink`) itself, with no task: the paced
+  model output (llmstream.api.pacing), served at its due times by the loop's shared TokenScheduler.
+  A task that wakes once per event is the cost the scheduler removes, so this kind has none.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterable
+from typing import Protocol
+
+from llmstream.sse import ServerSentEvent
+
+__all__ = ["PushedSource", "ResetStream", "Sink", "Source"]
+
+
+class Sink(Protocol):
+    """What a `PushedSource` delivers to (an `EventStream`)."""
+
+    def offer(self, data: bytes) -> bool:
+        """Take one event (its encoded bytes); False when that filled the buffer."""
+        ...
+
+    def end(self, error: BaseException | None = None) -> None:
+        """No more events: complete (None), failed (`error`) or abruptly cut (a `ResetStream`)."""
+        ...
+
+
+class PushedSource(abc.ABC):
+    """A source that delivers its events itself, with no task of its own.
+
+    The stream calls `start(sink)` once, when it opens; the source then calls `sink.offer(data)` for
+    each event and `sink.end(error)` once, after the last. An offer that returns False took the event
+    but leaves no room for another: the source must wait for `resume()`, which the stream calls once
+    the writer has taken the buffer. `close()` ends the delivery for good (the client left, the server
+    shuts down, the stream is finished) and lets go of the sink; it may be called more than once, and
+    before `start`.
+    """
+
+    @abc.abstractmethod
+    def start(self, sink: Sink) -> None: ...
+
+    @abc.abstractmethod
+    def resume(self) -> None: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+Source = AsyncIterable[ServerSentEvent] | PushedSource
+
+
+class ResetStream(Exception):
+    """Raised (or passed to `Sink.end`) by a source to end the connection abruptly, as a crashed
+    upstream would (fault injection).
+
+    The events already produced are written, then the response is left incomplete: every server then
+    closes the connection without the final chunk, and clients see a broken stream, not a clean end.
+    """
