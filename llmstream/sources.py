@@ -17,7 +17,19 @@ from typing import Protocol
 
 from llmstream.sse import ServerSentEvent
 
-__all__ = ["PushedSource", "ResetStream", "Sink", "Source"]
+__all__ = ["SEND_TIME_SLOT", "PushedSource", "ResetStream", "Sink", "Source", "fill_send_times"]
+
+# A JSON value a PushedSource may put in the bytes it offers (`"t":"@llmstream-send-time@"`); the
+# stream writes the time of the write there, just before the bytes go to the server (`fill_send_times`).
+# A send time taken any earlier would count the server's own queueing (a busy loop, a batch waiting
+# for the writer) as the client's lag. Inside a JSON string a quote is always escaped, so these bytes,
+# quotes included, never occur in an event's text.
+SEND_TIME_SLOT = b'"@llmstream-send-time@"'
+
+
+def fill_send_times(body: bytes, t: float) -> bytes:
+    """``body`` with every send-time slot replaced by ``t`` (Unix seconds, µs precision)."""
+    return body.replace(SEND_TIME_SLOT, b"%.6f" % t)
 
 
 class Sink(Protocol):
@@ -41,7 +53,11 @@ class PushedSource(abc.ABC):
     the writer has taken the buffer. `close()` ends the delivery for good (the client left, the server
     shuts down, the stream is finished) and lets go of the sink; it may be called more than once, and
     before `start`.
+
+    ``send_times``: whether the offered bytes may hold `SEND_TIME_SLOT`s for the stream to fill.
     """
+
+    send_times: bool = False
 
     @abc.abstractmethod
     def start(self, sink: Sink) -> None: ...

@@ -36,6 +36,7 @@ import itertools
 import logging
 import os
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 from werkzeug.exceptions import HTTPException
 
-from llmstream.sources import PushedSource, ResetStream, Source
+from llmstream.sources import PushedSource, ResetStream, Source, fill_send_times
 from llmstream.sse import ServerSentEvent
 
 if TYPE_CHECKING:
@@ -132,6 +133,7 @@ class EventStream:
     ) -> None:
         self.source = source
         self._pushed = source if isinstance(source, PushedSource) else None
+        self._send_times = self._pushed is not None and self._pushed.send_times
         self.hub = hub
         self.options = options
         self.final_event = final_event
@@ -307,6 +309,8 @@ class EventStream:
                     self._wake = None
 
     async def _write(self, send: Send, body: bytes, events: int) -> None:
+        if self._send_times:
+            body = fill_send_times(body, time.time())  # the moment of the write, for every event in it
         self._in_send = True
         await send({"type": "http.response.body", "body": body, "more_body": True})
         self._in_send = False

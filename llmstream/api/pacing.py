@@ -15,17 +15,15 @@ then, and its writer wakes once for all of them. Whatever is due already (the st
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable, Iterator
 
 from llmstream.protocols import Scheduled
-from llmstream.protocols.wire import stamped
 from llmstream.scheduler import Ticket, TokenScheduler, scheduler_for
 from llmstream.simulator import StreamPlan
-from llmstream.sources import PushedSource, ResetStream, Sink
+from llmstream.sources import SEND_TIME_SLOT, PushedSource, ResetStream, Sink
 from llmstream.sse import ServerSentEvent
 
-__all__ = ["PacedSource", "paced", "stamped_wire"]
+__all__ = ["PacedSource", "paced", "send_time_slotted"]
 
 
 def paced(items: Iterable[Scheduled], plan: StreamPlan, *, timestamps: bool = False) -> PacedSource:
@@ -49,6 +47,7 @@ class PacedSource(PushedSource):
         self._items: Iterator[Scheduled] = iter(items)
         self._ending = ending
         self._timestamps = timestamps
+        self.send_times = timestamps
         self._next: Scheduled | None = None  # taken from `items`, not yet due or not yet offered
         self._sink: Sink | None = None
         self._scheduler: TokenScheduler | None = None
@@ -91,7 +90,6 @@ class PacedSource(PushedSource):
             return None
         try:
             item = self._next
-            wall = 0.0  # one send time for every token of this batch: they leave in one write
             while True:
                 if item is None:
                     item = next(self._items, None)
@@ -105,8 +103,7 @@ class PacedSource(PushedSource):
                     return due
                 self._next = None
                 if self._timestamps and item.token is not None:
-                    wall = wall or time.time()
-                    data = stamped_wire(item.event, wall)
+                    data = send_time_slotted(item.event)  # the stream writes the time in as it sends
                 else:
                     data = item.event.encode()
                 item = None
@@ -122,16 +119,17 @@ class PacedSource(PushedSource):
             self._scheduler.schedule(self._ticket, due)
 
 
-def stamped_wire(event: ServerSentEvent, t: float) -> bytes:
-    """The wire bytes of ``stamped(event, t)`` (llmstream.protocols.wire), spliced rather than rebuilt.
+def send_time_slotted(event: ServerSentEvent) -> bytes:
+    """The wire bytes of ``stamped(event, t)`` (llmstream.protocols.wire) with `SEND_TIME_SLOT` for
+    ``t``: the stream fills in the time of the write (llmstream.sources.fill_send_times).
 
-    Once per token when timestamps are asked for: rendering and validating a second event costs several
-    times more than the splice. The data field is rendered last and a JSON object ends with "}", so the
-    encoded event ends with ``}\n\n`` and the member goes just before it; anything else is left to
-    `stamped`, which also refuses what cannot carry a time. tests/unit/test_api_pacing.py holds the two
-    to the same bytes.
+    Spliced rather than rebuilt: rendering and validating a second event costs several times more. The
+    data field is rendered last and a JSON object ends with "}", so the encoded event ends with
+    ``}\n\n`` and the member goes just before it. tests/unit/test_api_pacing.py holds the result,
+    filled, to the bytes of `stamped`.
     """
-    data, wire = event.data, event.encode()
-    if data is None or not data.endswith("}") or not wire.endswith(b"}\n\n"):
-        return stamped(event, t).encode()
-    return wire[:-3] + (b',"t":%.6f}\n\n' if len(data) > 2 else b'"t":%.6f}\n\n') % t
+    data = event.data
+    if data is None or not data.endswith("}"):
+        raise ValueError("only an event whose data is a JSON object can carry a send time")
+    member = (b',"t":' if len(data) > 2 else b'"t":') + SEND_TIME_SLOT
+    return event.encode()[:-3] + member + b"}\n\n"

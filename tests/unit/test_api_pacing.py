@@ -15,12 +15,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmstream.api.pacing import PacedSource, paced, stamped_wire
+from llmstream.api.pacing import PacedSource, paced, send_time_slotted
 from llmstream.hub import StreamHub
 from llmstream.protocols import Scheduled, anthropic, native, openai
 from llmstream.protocols.wire import stamped
 from llmstream.scheduler import scheduler_for
 from llmstream.simulator import Message, StreamPlan, StreamRequest, parse_faults, plan_stream
+from llmstream.sources import SEND_TIME_SLOT, fill_send_times
 from llmstream.sse import ServerSentEvent
 from llmstream.streaming import EventStream, ResetStream, StreamOptions
 
@@ -122,19 +123,13 @@ async def test_the_instant_model_never_waits() -> None:
     assert scheduler.ticks == ticks  # never scheduled, never woken by a timer
 
 
-async def test_timestamps_are_added_to_token_events_only_when_they_leave() -> None:
+async def test_timestamps_are_slots_in_token_events_only_with_no_clock_read_when_planned() -> None:
     quick = plan(ttft_ms=0, tokens_per_s=200, jitter=0)
-    before = time.time()
     sink = await run_paced(paced(events_of(quick), quick, timestamps=True))
-    payloads = sink.payloads
-    assert "t" not in payloads[0]  # start
-    assert "t" not in payloads[-1]  # finish
-    times = [p["t"] for p in payloads[1:-1]]
-    assert times == sorted(times)
-    assert before <= times[0] <= times[-1] <= time.time()
-    # Stamped when sent, not when planned: token k is due k * 5 ms after the start.
-    for k, t in enumerate(times):
-        assert t >= before + k * 0.005 - 0.001
+    offered = [data for _, data in sink.arrivals]
+    assert SEND_TIME_SLOT not in offered[0]  # start
+    assert SEND_TIME_SLOT not in offered[-1]  # finish
+    assert all(data.count(SEND_TIME_SLOT) == 1 for data in offered[1:-1])
 
 
 async def test_without_timestamps_events_are_sent_as_planned() -> None:
@@ -144,11 +139,12 @@ async def test_without_timestamps_events_are_sent_as_planned() -> None:
 
 
 @pytest.mark.parametrize("framing", [native, openai, anthropic], ids=["native", "openai", "anthropic"])
-def test_stamped_wire_is_the_encoding_of_stamped(framing: Any) -> None:
+def test_a_filled_send_time_slot_is_the_encoding_of_stamped(framing: Any) -> None:
     events = [item.event for item in framing.stream_events(echo_plan(), created=1, request_id="r")]
     for event in events:
         if (event.data or "").endswith("}"):
-            assert stamped_wire(event, 1_700_000_000.123456) == stamped(event, 1_700_000_000.123456).encode()
+            filled = fill_send_times(send_time_slotted(event), 1_700_000_000.123456)
+            assert filled == stamped(event, 1_700_000_000.123456).encode()
 
 
 json_objects = st.dictionaries(
@@ -161,15 +157,15 @@ json_objects = st.dictionaries(
     st.one_of(st.none(), st.text(alphabet="abc", max_size=3)),
     st.floats(min_value=0, max_value=4e9, allow_nan=False),
 )
-def test_stamped_wire_matches_stamped_for_any_object(data: str, name: str | None, t: float) -> None:
+def test_a_filled_slot_matches_stamped_for_any_object(data: str, name: str | None, t: float) -> None:
     event = ServerSentEvent(data=data, event=name)  # indent=1: data on several lines
-    assert stamped_wire(event, t) == stamped(event, t).encode()
+    assert fill_send_times(send_time_slotted(event), t) == stamped(event, t).encode()
 
 
 @pytest.mark.parametrize("data", [None, "[1,2]", '"text"'])
-def test_stamped_wire_refuses_what_stamped_refuses(data: str | None) -> None:
+def test_the_slot_is_refused_where_stamped_refuses(data: str | None) -> None:
     with pytest.raises(ValueError, match="JSON object"):
-        stamped_wire(ServerSentEvent(data=data, event="x"), 1.0)
+        send_time_slotted(ServerSentEvent(data=data, event="x"))
 
 
 async def test_a_reset_plan_ends_with_reset_stream_after_its_events() -> None:
@@ -338,3 +334,39 @@ async def test_a_plan_that_fails_before_its_first_event_gets_an_http_error() -> 
     await asyncio.wait_for(stream.run(send), 5)
     assert send.messages[0]["status"] == 500
     assert stream.reason == "error"
+
+
+class WallClockSend(RecordingSend):
+    """Records the wall clock after each write, and the stamps each body carries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.walls: list[float] = []
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        await super().__call__(message)
+        self.walls.append(time.time())
+        await asyncio.sleep(0.003)  # a write that takes a while: later events queue behind it
+
+
+async def test_the_send_time_is_the_time_of_the_write_not_of_the_plan() -> None:
+    # Regression: `t` was taken when an event entered the stream's buffer, so a busy loop or a batch
+    # waiting for the writer counted as the load-test client's lag.
+    quick = plan(ttft_ms=0, tokens_per_s=1000, jitter=0, max_tokens=40)
+    send = WallClockSend()
+    before = time.time()
+    await asyncio.wait_for(new_stream(paced(events_of(quick), quick, timestamps=True)).run(send), 5)
+    assert SEND_TIME_SLOT not in send.body
+    previous, stamps = before, []
+    for message, wall in zip(send.messages, send.walls, strict=True):
+        body = message.get("body", b"")
+        times = {
+            json.loads(line[6:])["t"] for line in body.split(b"\n") if line.startswith(b'data: {"index"')
+        }
+        assert len(times) <= 1  # one write, one send time for all its events
+        for t in times:
+            assert previous <= t <= wall  # taken at this write: after the last one, before it returned
+            stamps.append(t)
+        previous = wall
+    assert len(stamps) >= 2
+    assert indices(send.body) == list(range(len(quick.tokens)))
