@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import signal
 import socket
 import subprocess
@@ -79,6 +80,10 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     )
     locust.add_argument("--workers", type=int, default=0, help="a master and this many worker processes")
     locust.add_argument("--stop-timeout", type=float, default=30, help="seconds streams may finish after")
+    locust.add_argument(
+        "--pin", action="store_true",
+        help="server on CPU 0, Locust on the others (taskset), so neither steals the other's core",
+    )  # fmt: skip
     locust.add_argument("--max-client-lag-ms", type=float, default=10.0, help="client-lag p99 of a valid run")
     out = parser.add_argument_group("results")
     out.add_argument("--results", type=Path, default=Path("results"), help="parent folder [results]")
@@ -107,6 +112,19 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def pinned(command: list[str], cpus: str | None) -> list[str]:
+    """``command`` run on ``cpus`` (taskset's list syntax), or as it is when not pinning."""
+    return ["taskset", "-c", cpus, *command] if cpus else command
+
+
+def cpu_split(pin: bool) -> tuple[str | None, str | None]:
+    """(server CPUs, Locust CPUs) for --pin: CPU 0, and the rest; nothing to pin on one CPU."""
+    count = os.cpu_count() or 1
+    if not pin or count < 2 or shutil.which("taskset") is None:
+        return None, None
+    return "0", f"1-{count - 1}"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -115,11 +133,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def llmstream_server(folder: Path, server_args: str) -> Iterator[str]:
+def llmstream_server(folder: Path, server_args: str, cpus: str | None) -> Iterator[str]:
     """llmstream on a free port of 127.0.0.1 for the run, its log in the results folder."""
     port = free_port()
     command = [sys.executable, "-m", "llmstream", "serve", "--host", "127.0.0.1", "--port", str(port)]
-    command += server_args.split()
+    command = pinned(command + server_args.split(), cpus)
     with (folder / "server.log").open("wb") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
@@ -166,9 +184,9 @@ def locust_command(args: argparse.Namespace, target: str, folder: Path) -> list[
     return command
 
 
-def run_locust(args: argparse.Namespace, target: str, folder: Path) -> int:
+def run_locust(args: argparse.Namespace, target: str, folder: Path, cpus: str | None) -> int:
     """Locust's exit status; every process bounded by the run time plus a margin."""
-    command = locust_command(args, target, folder)
+    command = pinned(locust_command(args, target, folder), cpus)
     budget = args.duration + args.stop_timeout + 60
     with ExitStack() as stack, (folder / "locust.log").open("wb") as log:
         workers: list[subprocess.Popen[bytes]] = []
@@ -177,7 +195,7 @@ def run_locust(args: argparse.Namespace, target: str, folder: Path) -> int:
             command += ["--master", "--master-bind-host", "127.0.0.1", "--master-bind-port", str(port)]
             command += ["--expect-workers", str(args.workers), "--expect-workers-max-wait", "60"]
             worker = [sys.executable, "-m", "locust", "-f", str(HERE / "locustfile.py"), "--worker"]
-            worker += ["--master-host", "127.0.0.1", "--master-port", str(port)]
+            worker = pinned([*worker, "--master-host", "127.0.0.1", "--master-port", str(port)], cpus)
             for _ in range(args.workers):
                 process = subprocess.Popen(worker, stdout=log, stderr=subprocess.STDOUT)
                 workers.append(process)
@@ -238,6 +256,7 @@ def describe_run(args: argparse.Namespace, target: str) -> dict[str, Any]:
         "arrival_rate": args.rate or None,
         "workers": args.workers or args.processes or 1,
         "distribution": "master+workers" if args.workers else "processes" if args.processes else "local",
+        "pinned": args.pin,
         "model": args.model,
         "max_tokens": args.max_tokens,
         "max_client_lag_ms": args.max_client_lag_ms,
@@ -300,13 +319,14 @@ def main(argv: list[str] | None = None) -> int:
         return conclude(args.summarize, args.max_client_lag_ms, None)
     folder = args.results / args.run
     folder.mkdir(parents=True, exist_ok=False)
+    server_cpus, locust_cpus = cpu_split(args.pin)
     with ExitStack() as stack:
-        target = args.target or stack.enter_context(llmstream_server(folder, args.server_args))
+        target = args.target or stack.enter_context(llmstream_server(folder, args.server_args, server_cpus))
         (folder / "run.json").write_text(json.dumps(describe_run(args, target), indent=2) + "\n")
         print(
             f"load test {args.run}: {args.users} users, {args.duration:g} s, mix {args.mix}, against {target}"
         )
-        locust_code = run_locust(args, target, folder)
+        locust_code = run_locust(args, target, folder, locust_cpus)
     latest = args.results / "latest"
     if latest.is_symlink() or not latest.exists():
         latest.unlink(missing_ok=True)

@@ -141,6 +141,31 @@ def test_every_kind_of_broken_stream_is_a_failure_with_its_reason(
     assert reason in record.error
 
 
+def test_a_server_that_goes_silent_fails_the_stream_after_the_read_timeout(server: RunningServer) -> None:
+    conn = Connection(Target.parse(server.base_url), timeout=1)
+    try:
+        check_silent_server(conn)
+    finally:
+        conn.close()
+
+
+def check_silent_server(conn: Connection) -> None:
+    spec = StreamSpec(
+        model="fast",
+        max_tokens=24,
+        ttft_ms=0,
+        tokens_per_s=400,
+        headers=(("X-LLMStream-Fault", "stall:3:4000"),),
+    )
+    started = time.monotonic()
+    record = stream("native", conn, spec)
+    assert record.outcome == "failed"
+    assert "the read timed out" in record.error
+    assert 1 <= time.monotonic() - started < 3.5  # not the whole 4 s stall
+    assert record.reading.tokens == 3
+    assert stream("native", conn).outcome == "ok"  # the connection is replaced, and no longer idle-closed
+
+
 def test_a_refused_connection_is_a_failure_not_an_exception() -> None:
     conn = Connection(Target.parse(f"http://127.0.0.1:{free_port()}"), timeout=2)
     record = stream("native", conn)
