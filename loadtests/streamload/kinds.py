@@ -152,17 +152,22 @@ def _read(
         raise StreamFailed(f"expected text/event-stream, got {content_type!r}")
     reading = record.reading
     decoder = SSEDecoder()
-    now = time.time()
     stop_after = behaviour.stop_after
-    try:
-        for now, data in response.chunks(pause=behaviour.pause):
-            for event in decoder.feed(data):
-                reading.feed(event, now)
-            if stop_after is not None and reading.tokens >= stop_after and not reading.finished:
-                connection.close()  # hang up mid-stream, as a user closing the tab does
-                return True
-        for event in decoder.flush():
+    last = time.time()
+
+    def on_body(now: float, data: bytes) -> bool:
+        nonlocal last
+        last = now
+        for event in decoder.feed(data):
             reading.feed(event, now)
+        # Hang up mid-stream, as a user closing the tab does.
+        return stop_after is None or reading.tokens < stop_after or reading.finished
+
+    try:
+        if not response.consume(on_body, pause=behaviour.pause):
+            return True
+        for event in decoder.flush():
+            reading.feed(event, last)
     finally:
         record.bytes_received += response.bytes_received
     return False
