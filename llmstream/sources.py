@@ -19,12 +19,12 @@ from llmstream.sse import ServerSentEvent
 
 __all__ = ["SEND_TIME_SLOT", "PushedSource", "ResetStream", "Sink", "Source", "fill_send_times"]
 
-# A JSON value a PushedSource may put in the bytes it offers (`"t":"@llmstream-send-time@"`); the
-# stream writes the time of the write there, just before the bytes go to the server (`fill_send_times`).
-# A send time taken any earlier would count the server's own queueing (a busy loop, a batch waiting
-# for the writer) as the client's lag. Inside a JSON string a quote is always escaped, so these bytes,
-# quotes included, never occur in an event's text.
-SEND_TIME_SLOT = b'"@llmstream-send-time@"'
+# What a PushedSource may put in the bytes it offers where a JSON value goes (`"t":<slot>`); the stream
+# writes the time of the write there, just before the bytes go to the server (`fill_send_times`). A
+# send time taken any earlier would count the server's own queueing (a busy loop, a batch waiting for
+# the writer) as the client's lag. JSON escapes every control character inside a string (RFC 8259 §7),
+# so raw NULs never occur in an event's JSON text: only a slot has them.
+SEND_TIME_SLOT = b"\x00send-time\x00"
 
 
 def fill_send_times(body: bytes, t: float) -> bytes:

@@ -64,6 +64,7 @@ class _NoCallerLookup:
 _cache_default_args()
 locust_runners.inspect = _NoCallerLookup()  # type: ignore[assignment]
 DEFAULT_HOST = "http://127.0.0.1:8000"
+ARRIVAL_STEP_S = 0.005  # how often an open-loop generator looks at its arrival credit
 PROMPTS = (
     "Explain how token streaming works.",
     "Write a short poem about latency.",
@@ -271,28 +272,36 @@ class OpenLoopUser(User):
         kinds, weights = list(mix), list(mix.values())
         rate = options.llm_arrival_rate / max(1, options.llm_generators or 1)
         run_seconds = options.llm_run_seconds
-        intended = time.time()
+        # Arrivals accrue at rate x the shape's fraction of the moment, read every few ms, so a ramp or
+        # a spike is followed closely; a random phase keeps many generators from arriving in step. Each
+        # arrival's intended start is the instant its credit came due, not when this loop saw it.
+        credit, last = self.rng.random(), time.time()
         # Arrivals stop when the run time is over or Locust stops this user (gracefully: the state a
         # task is meant to check); streams under way then finish before the user does.
         while self._state != LOCUST_STATE_STOPPING:
-            elapsed = time.time() - Run.started
+            now = time.time()
+            elapsed = now - Run.started
             if run_seconds and elapsed >= run_seconds:
                 break
-            intended += 1.0 / (rate * load_fraction(options.llm_shape, elapsed, run_seconds))
-            delay = intended - time.time()
-            if delay > 0:
-                gevent.sleep(delay)
-            kind = self.rng.choices(kinds, weights)[0]
-            if len(self.streams) >= options.llm_max_in_flight:
-                log.warning("open loop: %d streams in flight, the cap; arrival dropped", len(self.streams))
-                self.environment.events.request.fire(
-                    request_type=kind, name="e2e", response_time=0, response_length=0, context={},
-                    exception=StreamIntegrityError("client at its in-flight cap (--llm-max-in-flight)"),
-                )  # fmt: skip
-                continue
-            self.streams.spawn(self._one, kind, intended)
+            per_s = rate * load_fraction(options.llm_shape, elapsed, run_seconds)
+            credit += per_s * (now - last)
+            last = now
+            while credit >= 1:
+                credit -= 1
+                self._arrive(self.rng.choices(kinds, weights)[0], intended=now - credit / per_s)
+            gevent.sleep(ARRIVAL_STEP_S)
         self.streams.join()
         raise StopUser()
+
+    def _arrive(self, kind: Kind, *, intended: float) -> None:
+        if len(self.streams) >= Run.options.llm_max_in_flight:
+            log.warning("open loop: %d streams in flight, the cap; arrival dropped", len(self.streams))
+            self.environment.events.request.fire(
+                request_type=kind, name="e2e", response_time=0, response_length=0, context={},
+                exception=StreamIntegrityError("client at its in-flight cap (--llm-max-in-flight)"),
+            )  # fmt: skip
+            return
+        self.streams.spawn(self._one, kind, intended)
 
     def _one(self, kind: Kind, intended: float) -> None:
         connection = Connection(

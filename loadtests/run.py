@@ -45,6 +45,7 @@ API_MIXES = {
     "mixed": "native=3,openai=3,anthropic=3,resumer=1,aborter=1,slow=1",
 }
 EXIT_FAILURES, EXIT_USAGE, EXIT_INVALID = 1, 2, 3
+LOCUST_TIMED_OUT = -1  # run_locust's answer when Locust overran its time budget
 
 
 def arguments(argv: list[str] | None = None) -> argparse.Namespace:
@@ -203,12 +204,12 @@ def run_locust(args: argparse.Namespace, target: str, folder: Path, cpus: str | 
         # Its own process group: --processes forks workers that can outlive the master by a moment,
         # and the server must not stop under their last streams.
         master = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-        stack.callback(_stop, master)
+        stack.callback(_stop_group, master, args.stop_timeout)
         try:
             code = master.wait(timeout=budget)
         except subprocess.TimeoutExpired:
             print(f"Locust did not finish within {budget:.0f} s; stopped.", file=sys.stderr)
-            return EXIT_USAGE
+            return LOCUST_TIMED_OUT
         _wait_for_group(master.pid, timeout=args.stop_timeout + 30)
         # The master has its workers' last figures once it exits; a worker that missed its quit message
         # (it can, as the master exits) is told again, by SIGINT, when the stack unwinds.
@@ -216,6 +217,14 @@ def run_locust(args: argparse.Namespace, target: str, folder: Path, cpus: str | 
             with suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
         return code
+
+
+def _stop_group(master: subprocess.Popen[bytes], stop_timeout: float) -> None:
+    """The master and every worker it forked: SIGINT, then SIGKILL for what is left after a while."""
+    with suppress(ProcessLookupError):
+        os.killpg(master.pid, signal.SIGINT)
+    _wait_for_group(master.pid, timeout=min(stop_timeout, 15))
+    master.wait()
 
 
 def _wait_for_group(pgid: int, *, timeout: float) -> None:
@@ -306,6 +315,10 @@ def conclude(folder: Path, max_client_lag_ms: float, locust_code: int | None) ->
         print(f"{exc}; see {folder / 'locust.log'}", file=sys.stderr)
         return EXIT_USAGE
     summary["locust_exit_code"] = locust_code
+    if locust_code == LOCUST_TIMED_OUT:
+        print("the run overran its time budget: no verdict", file=sys.stderr)
+        (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+        return EXIT_USAGE
     (folder / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     report(summary, folder)
     if summary["failures"] or locust_code not in (None, 0, EXIT_INVALID):

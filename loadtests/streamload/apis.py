@@ -93,13 +93,20 @@ class Reading:
             index = int(tail) if tail.isdigit() else None
         self.indices.append(index)
 
-    def problems(self, *, complete: bool = True, check_usage: bool = True) -> list[str]:
+    def problems(
+        self, *, complete: bool = True, check_usage: bool = True, check_indices: bool = False
+    ) -> list[str]:
         """What is wrong: token indices not consecutive, no final event (when ``complete``), an error
-        event, or usage that differs from the tokens received. Empty when the stream is sound."""
+        event, or usage that differs from the tokens received. Empty when the stream is sound.
+
+        ``check_indices``: every token must carry its index (llmstream's do, in the data or the event
+        id): without them a dropped or repeated token could pass unseen."""
         found = []
         if self.error is not None:
             found.append(f"error event: {self.error}")
         known = [i for i in self.indices if i is not None]
+        if check_indices and self.indices and not known:
+            found.append("no token event carries its index")
         if known:
             if len(known) != len(self.indices):
                 found.append("some token events carry no index")

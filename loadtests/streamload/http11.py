@@ -17,6 +17,7 @@ plain threads under pytest.
 
 from __future__ import annotations
 
+import _socket
 import socket
 import ssl
 import threading
@@ -102,12 +103,9 @@ class ChunkedDecoder:
                     self.done = not line
                     continue
                 size = line.split(b";", 1)[0].strip()
-                try:
-                    self._remaining = int(size, 16)
-                except ValueError:
-                    raise HTTPError(f"chunked body: bad chunk size {size[:20]!r}") from None
-                if self._remaining < 0 or size.startswith((b"-", b"+", b"0x", b"0X")):
+                if not size or size.strip(b"0123456789abcdefABCDEF"):  # int() would take 0x, _ and +
                     raise HTTPError(f"chunked body: bad chunk size {size[:20]!r}")
+                self._remaining = int(size, 16)
                 self._state = "data" if self._remaining else "trailers"
         return bytes(out)
 
@@ -117,7 +115,7 @@ class ChunkedDecoder:
 
 
 def _content_length(value: str) -> int:
-    if not value.strip().isdigit():
+    if not (value.strip().isascii() and value.strip().isdigit()):
         raise HTTPError(f"bad Content-Length {value[:20]!r}")
     return int(value)
 
@@ -167,6 +165,7 @@ class Connection:
         self._buffer = b""  # bytes received past the response head
         self._reusable = False  # the last response was read to its end and allows another request
         self._active = time.monotonic()  # when a read last returned (or the request went out)
+        self._head_bytes = 0  # bytes of the current response's head received so far
         self.idle_closed = False
         _IDLE_WATCH.add(self)
 
@@ -183,8 +182,8 @@ class Connection:
         try:
             return self._exchange(method, path, headers, body)
         except HTTPError:
-            if not reused:
-                raise
+            if not reused or self._head_bytes or self.idle_closed:
+                raise  # the server answered something, or took too long: not a stale connection
             return self._exchange(method, path, headers, body)
 
     def close_if_idle(self, now: float) -> None:
@@ -205,6 +204,7 @@ class Connection:
         if self._sock is None:
             self._connect()
         self._reusable = False
+        self._head_bytes = 0
         self._active = time.monotonic()
         lines = [f"{method} {self.target.prefix}{path} HTTP/1.1", f"Host: {self.target.host_header}"]
         lines += [f"{name}: {value}" for name, value in headers]
@@ -244,6 +244,7 @@ class Connection:
             data, _ = self.receive()
             if not data:
                 raise HTTPError("the server closed the connection before the response head")
+            self._head_bytes += len(data)
             self._buffer += data
         head, _, self._buffer = self._buffer.partition(b"\r\n\r\n")
         status_line, *header_lines = head.decode("latin-1").split("\r\n")
@@ -277,10 +278,13 @@ class BodyFraming:
     """Where one response body ends (RFC 9112 §6.3): chunked coding, Content-Length, or the close."""
 
     def __init__(self, headers: dict[str, str]) -> None:
-        coding = headers.get("transfer-encoding", "").lower().rsplit(",", 1)[-1].strip()
+        codings = headers.get("transfer-encoding")
         length_header = headers.get("content-length")
-        self._decoder = ChunkedDecoder() if coding == "chunked" else None
-        self._length = None if self._decoder or length_header is None else _content_length(length_header)
+        chunked = codings is not None and codings.lower().rsplit(",", 1)[-1].strip() == "chunked"
+        self._decoder = ChunkedDecoder() if chunked else None
+        # A transfer coding wins over Content-Length; without a final chunked, the close ends the body.
+        unframed = codings is not None or length_header is None
+        self._length = None if unframed else _content_length(length_header or "")
         self.done = self._length == 0
         self.rest = b""  # bytes received past the body's end
 
@@ -442,5 +446,5 @@ def _evented_socket(sock: socket.socket | None) -> socket.socket | None:
     """The OS-level socket under a gevent plain socket (TLS ones are read the blocking way)."""
     if sock is None or not type(sock).__module__.startswith("gevent.") or isinstance(sock, ssl.SSLSocket):
         return None
-    raw = getattr(sock, "_sock", None)
-    return raw if isinstance(raw, socket.socket) else None
+    raw = getattr(sock, "_sock", None)  # gevent's _wrefsocket: an _socket.socket, not a socket.socket
+    return raw if isinstance(raw, _socket.socket) else None  # type: ignore[return-value]

@@ -107,10 +107,13 @@ def run_stream(
             _read(connection, path, headers, body, record, Behaviour())
     except (HTTPError, StreamFailed) as exc:
         record.outcome, record.error = "failed", str(exc)
+    except Exception as exc:  # events of a shape no API sends: the server is broken, not the client
+        record.outcome, record.error = "failed", f"unreadable stream: {type(exc).__name__}: {exc}"
+        connection.close()
     record.end = time.time()
     if record.outcome != "failed":
         problems = record.extra_problems + record.reading.problems(
-            complete=record.outcome != "aborted", check_usage=spec.llmstream
+            complete=record.outcome != "aborted", check_usage=spec.llmstream, check_indices=spec.llmstream
         )
         if problems:
             record.outcome, record.error = "failed", "; ".join(problems)

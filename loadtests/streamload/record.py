@@ -92,12 +92,16 @@ class TimelineWriter:
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         name = f"{socket.gethostname()}-{os.getpid()}"
-        self._streams_file = (folder / f"streams-{name}.csv").open("w", newline="", buffering=1 << 20)
-        self._tokens_file = (folder / f"tokens-{name}.csv").open("w", newline="", buffering=1 << 20)
+        # Appended to, never truncated: a stream that ends after the writer was closed (the end of a
+        # run, a second run from the web UI) reopens the files and must not wipe what they hold.
+        self._streams_file = (folder / f"streams-{name}.csv").open("a", newline="", buffering=1 << 20)
+        self._tokens_file = (folder / f"tokens-{name}.csv").open("a", newline="", buffering=1 << 20)
         self._streams = csv.writer(self._streams_file)
         self._tokens = csv.writer(self._tokens_file)
-        self._streams.writerow(STREAM_COLUMNS)
-        self._tokens.writerow(TOKEN_COLUMNS)
+        if not self._streams_file.tell():
+            self._streams.writerow(STREAM_COLUMNS)
+        if not self._tokens_file.tell():
+            self._tokens.writerow(TOKEN_COLUMNS)
 
     def write(self, record: StreamRecord) -> None:
         reading = record.reading

@@ -7,9 +7,12 @@ in pytest's process)."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from streamload.apis import StreamSpec
@@ -186,3 +189,35 @@ def test_many_streams_at_once_all_pass(server: RunningServer) -> None:
     problems = [(r.kind, r.error) for r in records if r.outcome == "failed"]
     assert problems == []
     assert {r.kind for r in records} == set(KINDS)
+
+
+GEVENT_READ = """
+from gevent import monkey
+monkey.patch_all()
+import random, sys
+from streamload.apis import StreamSpec
+from streamload.http11 import Connection, Target, _evented_socket
+from streamload.kinds import run_stream
+
+conn = Connection(Target.parse(sys.argv[1]), timeout=5)
+spec = StreamSpec(model="fast", max_tokens=24, ttft_ms=0, tokens_per_s=400)
+for kind in ("native", "openai", "anthropic", "resumer", "aborter"):
+    record = run_stream(kind, conn, spec, rng=random.Random(3))
+    assert record.outcome != "failed", (kind, record.error)
+    if conn._sock is None:
+        conn.request("GET", "/healthz", []).read()
+    assert _evented_socket(conn._sock) is not None, "the event-loop read path is not taken"
+print("ok", record.reading.tokens)
+"""
+
+
+def test_under_gevent_the_body_is_read_by_the_event_loop_and_every_kind_passes(server: RunningServer) -> None:
+    # Regression: the event-loop read path was never taken under Locust (gevent's socket wraps an
+    # _socket.socket, which is no socket.socket), so every read still woke a greenlet.
+    loadtests = Path(__file__).resolve().parents[2] / "loadtests"
+    done = subprocess.run(
+        [sys.executable, "-c", GEVENT_READ, server.base_url],
+        cwd=loadtests, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("ok")
