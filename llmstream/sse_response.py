@@ -7,6 +7,7 @@ the response from the first header to the last byte.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
@@ -77,6 +78,11 @@ def install(app: Quart, hub: StreamHub) -> None:
     """Wire the engine into `app`: the connection class, the hub, and its shutdown."""
     app.asgi_http_class = StreamingHTTPConnection
     app.extensions[_HUB_KEY] = hub
+
+    @app.before_serving
+    async def _ready() -> None:
+        # One line per worker process, once it serves: with --workers, the log shows each one come up.
+        logging.getLogger("llmstream.stream").info("ready: up to %d open streams", hub.max_streams)
 
     @app.after_serving
     async def _stop_watchdog() -> None:

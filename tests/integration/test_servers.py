@@ -225,6 +225,10 @@ async def test_sigint_stops_like_sigterm(setup: str, tmp_path: Path) -> None:
 async def test_workers_serve_and_stop_together(setup: str, tmp_path: Path) -> None:
     streams = 20
     with serving(setup, tmp_path, "--workers", "2") as server:
+        # Regression: the signal used to come while the second worker was still starting (the first
+        # one's /readyz answered already), so only one worker could show its shutdown.
+        started = set(wait_for_log(server, r"\[(\d+)\] llmstream\.stream: ready", 2, timeout=20))
+        assert len(started) == 2, server.log()
         async with httpx.AsyncClient(timeout=5) as client:
             ready = (await client.get(f"{server.base_url}/readyz")).json()
         assert ready["max_streams"] == ENV_MAX_STREAMS, "LLMSTREAM_MAX_STREAMS did not reach the worker"
