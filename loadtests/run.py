@@ -154,12 +154,7 @@ def llmstream_server(folder: Path, server_args: str, cpus: str | None) -> Iterat
                     time.sleep(0.1)
             yield url
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            _stop(process, signal.SIGTERM, timeout=30)  # its own graceful shutdown, within --grace
 
 
 def locust_command(args: argparse.Namespace, target: str, folder: Path) -> list[str]:
@@ -241,11 +236,12 @@ def _wait_for_group(pgid: int, *, timeout: float) -> None:
         time.sleep(0.1)
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def _stop(process: subprocess.Popen[bytes], sig: int = signal.SIGINT, *, timeout: float = 15) -> None:
+    """``sig``, then SIGKILL if the process is still there after ``timeout`` seconds."""
     if process.poll() is None:
-        process.send_signal(signal.SIGINT)
+        process.send_signal(sig)
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
