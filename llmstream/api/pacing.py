@@ -46,8 +46,7 @@ class PacedSource(PushedSource):
     ) -> None:
         self._items: Iterator[Scheduled] = iter(items)
         self._ending = ending
-        self._timestamps = timestamps
-        self.send_times = timestamps
+        self.send_times = timestamps  # token events carry a send-time slot the stream fills
         self._next: Scheduled | None = None  # taken from `items`, not yet due or not yet offered
         self._sink: Sink | None = None
         self._scheduler: TokenScheduler | None = None
@@ -102,7 +101,7 @@ class PacedSource(PushedSource):
                     self._next = item
                     return due
                 self._next = None
-                if self._timestamps and item.token is not None:
+                if self.send_times and item.token is not None:
                     data = send_time_slotted(item.event)  # the stream writes the time in as it sends
                 else:
                     data = item.event.encode()

@@ -14,7 +14,7 @@ import orjson
 
 from llmstream.sse import ServerSentEvent
 
-__all__ = ["API_NAMES", "ApiName", "Reading", "StreamSpec", "new_reading", "request_for"]
+__all__ = ["API_NAMES", "ApiName", "Reading", "StreamSpec", "request_for"]
 
 ApiName = Literal["native", "openai", "anthropic"]
 API_NAMES: tuple[ApiName, ...] = ("native", "openai", "anthropic")
@@ -121,10 +121,6 @@ class Reading:
             elif self.usage_tokens != self.tokens:
                 found.append(f"usage reports {self.usage_tokens} tokens, {self.tokens} were received")
         return found
-
-
-def new_reading(api: ApiName) -> Reading:
-    return Reading(api)
 
 
 def _json(event: ServerSentEvent) -> dict[str, Any]:

@@ -23,8 +23,8 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import Callable
-from contextlib import suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -210,13 +210,19 @@ class Connection:
         lines += [f"{name}: {value}" for name, value in headers]
         if body or method in ("POST", "PUT", "PATCH"):
             lines.append(f"Content-Length: {len(body)}")
-        try:
+        with self.closed_on_error():
             assert self._sock is not None
             self._sock.sendall("\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body)
             while True:
                 status, response_headers, persistent = self._read_head()
                 if not 100 <= status < 200:
                     return Response(self, status, response_headers, persistent)
+
+    @contextmanager
+    def closed_on_error(self) -> Iterator[None]:
+        """A failure inside leaves this connection closed (unusable) and surfaces as HTTPError."""
+        try:
+            yield
         except OSError as exc:
             self.close()
             raise HTTPError(f"{type(exc).__name__}: {exc}") from exc
@@ -339,7 +345,7 @@ class Response:
         conn = self.connection
         framing = BodyFraming(self.headers)
         data, conn._buffer = conn._buffer, b""
-        try:
+        with conn.closed_on_error():
             if data and not self._take(framing, handler, time.time(), data):
                 conn.close()
                 return False
@@ -352,12 +358,6 @@ class Response:
                 if not going_on:
                     conn.close()
                     return False
-        except OSError as exc:
-            conn.close()
-            raise HTTPError(f"{type(exc).__name__}: {exc}") from exc
-        except HTTPError:
-            conn.close()
-            raise
         conn._buffer = framing.rest
         if self.persistent and conn._sock is not None:
             conn._reusable = True
