@@ -380,6 +380,13 @@ def _started(environment: Environment, **_: Any) -> None:
 
 @events.test_stop.add_listener
 def _stopped(environment: Environment, **_: Any) -> None:
+    runner = environment.runner
+    if isinstance(runner, WorkerRunner):
+        # A worker told to stop answers "client_stopped" with no last stats report, and the master
+        # forgets it and may quit before the next periodic one: the streams that finished during the
+        # stop would be missing from the master's figures (locust/runners.py, WorkerRunner "stop").
+        # This report goes first on the same socket, so the master counts it before "client_stopped".
+        runner._send_stats()
     if Run.writer is not None:
         Run.writer.close()
         Run.writer = None

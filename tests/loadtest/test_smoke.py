@@ -133,3 +133,19 @@ def test_a_client_that_lags_makes_the_run_invalid_loudly() -> None:
     )  # fmt: skip
     assert summary["valid"] is False
     assert "INVALID RUN" in summary["output"]
+
+
+def test_workers_last_figures_reach_the_master_when_streams_finish_during_the_stop() -> None:
+    # Regression (CI: 1045 e2e requests in Locust's statistics for 1047 streams in the timelines): a
+    # worker told to stop sends "client_stopped" without a last stats report, and the master, which
+    # then forgets that worker, quits before its next periodic report (locust/runners.py, "stop").
+    # Here every stream is still under way at the stop, so every figure comes after it.
+    summary = load_test(
+        "ci-last-figures", "--users", "4", "--spawn-rate", "4", "--duration", "2", "--workers", "1",
+        "--api", "native", "--tokens-per-s", "10", "--max-tokens", "40",
+    )  # fmt: skip
+    assert summary["failures"] == 0, summary["errors"]
+    stats = rows(RESULTS / "ci-last-figures" / "locust_stats.csv")
+    e2e_requests = sum(int(r["Request Count"]) for r in stats if r["Name"] == "e2e")
+    assert summary["streams"] == len(timelines("ci-last-figures")) >= 4
+    assert e2e_requests == summary["streams"]
