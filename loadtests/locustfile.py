@@ -19,6 +19,7 @@ import inspect
 import logging
 import random
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +27,11 @@ import gevent
 from gevent.pool import Group
 from locust import LoadTestShape, User, argument_parser, constant, events, task
 from locust import runners as locust_runners
+from locust import stats as locust_stats
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
+from locust.stats import StatsEntry
 from locust.user.task import LOCUST_STATE_STOPPING
 from streamload.apis import StreamSpec
 from streamload.http11 import Connection, Target
@@ -177,12 +180,34 @@ def report(environment: Environment, record: StreamRecord) -> None:
     if (rate := record.tokens_per_s) is not None:
         put("tokens/s", rate)
     put("tokens", record.reading.tokens)
-    itl = environment.stats.get("itl", kind)
-    for gap in record.itl_ms():
-        itl.log(gap, 0)
-    lag = environment.stats.get("lag", "client")
-    for value in record.lag_ms():
-        lag.log(value, 0)
+    log_all(environment.stats.get("itl", kind), record.itl_ms())
+    log_all(environment.stats.get("lag", "client"), record.lag_ms())
+
+
+def log_all(entry: StatsEntry, values_ms: list[float]) -> None:
+    """`entry.log(value, 0)` for each value, logged at one moment: a stream's tokens, when it ends.
+
+    The first goes through Locust's own `log` (the per-second counts and the percentile cache); the rest
+    only add to the same totals and response-time buckets. Per token this costs a third of `log`, which
+    reads the clock, checks the cache and makes three calls each time: at 10,000 tokens/s, two entries
+    per token, that was 7% of a Locust process. A unit test checks it against `log` itself.
+    """
+    if not values_ms:
+        return
+    entry.log(values_ms[0], 0)
+    rest = values_ms[1:]
+    if not rest:
+        return
+    entry.num_requests += len(rest)
+    entry.num_reqs_per_sec[int(entry.last_request_timestamp or time.time())] += len(rest)
+    entry.total_response_time += sum(rest)
+    low, high = min(rest), max(rest)
+    entry.min_response_time = low if entry.min_response_time is None else min(entry.min_response_time, low)
+    entry.max_response_time = max(entry.max_response_time, high)
+    # Looked up at each call, as Locust does: a locustfile may replace it (custom bucketing).
+    buckets = entry.response_times
+    for bucket, count in Counter(map(locust_stats.bucket_response_time, rest)).items():
+        buckets[bucket] = buckets.get(bucket, 0) + count
 
 
 class StreamUser(User):

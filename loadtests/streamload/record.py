@@ -97,11 +97,10 @@ class TimelineWriter:
         self._streams_file = (folder / f"streams-{name}.csv").open("a", newline="", buffering=1 << 20)
         self._tokens_file = (folder / f"tokens-{name}.csv").open("a", newline="", buffering=1 << 20)
         self._streams = csv.writer(self._streams_file)
-        self._tokens = csv.writer(self._tokens_file)
         if not self._streams_file.tell():
             self._streams.writerow(STREAM_COLUMNS)
         if not self._tokens_file.tell():
-            self._tokens.writerow(TOKEN_COLUMNS)
+            self._tokens_file.write(",".join(TOKEN_COLUMNS) + "\r\n")
 
     def write(self, record: StreamRecord) -> None:
         reading = record.reading
@@ -113,10 +112,17 @@ class TimelineWriter:
                 "" if reading.usage_tokens is None else reading.usage_tokens, record.outcome, record.error,
             ]
         )  # fmt: skip
-        self._tokens.writerows(
-            (record.stream, position, "" if index is None else index, f"{recv:.6f}", _number(sent))
-            for position, (recv, sent, index) in enumerate(
-                zip(reading.recv, reading.sent, reading.indices, strict=True)
+        # One string for all of a stream's tokens, not a csv row each: a stream id and numbers need no
+        # quoting, and this takes half the time (at 10,000 tokens/s, 2% of a Locust process).
+        stream = record.stream
+        self._tokens_file.write(
+            "".join(
+                [
+                    f"{stream},{position},{'' if index is None else index},{recv:.6f},{_number(sent)}\r\n"
+                    for position, (recv, sent, index) in enumerate(
+                        zip(reading.recv, reading.sent, reading.indices, strict=True)
+                    )
+                ]
             )
         )
 

@@ -4,9 +4,12 @@ monkey-patches the process with gevent.)"""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import itertools
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -219,3 +222,51 @@ def test_the_summary_adds_up_every_workers_timelines(tmp_path: Path) -> None:
 def test_a_folder_without_timelines_says_so(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="no stream timelines"):
         summarize(tmp_path)
+
+
+def test_token_rows_read_back_as_csv_with_a_missing_index_or_send_time(tmp_path: Path) -> None:
+    reading = Reading("native", recv=[1.5, 1.75, 2.0], sent=[1.25, None, 1.9], indices=[0, None, 2])
+    writer = TimelineWriter(tmp_path)
+    writer.write(StreamRecord("s1", "native", "native", 1.0, 1.0, reading, end=2.5))
+    writer.close()
+    with next(tmp_path.glob("tokens-*.csv")).open(newline="") as file:
+        rows = list(csv.reader(file))
+    assert rows == [
+        ["stream", "position", "index", "recv", "sent"],
+        ["s1", "0", "0", "1.500000", "1.250000"],
+        ["s1", "1", "", "1.750000", ""],
+        ["s1", "2", "2", "2.000000", "1.900000"],
+    ]
+
+
+LOG_ALL_CHECK = """
+import math, random
+from locust.stats import RequestStats, StatsEntry
+from locustfile import log_all
+
+rng = random.Random(7)
+scales = [0.0, 0.3, 7.5, 99.6, 150.0, 4321.0]  # each of Locust's rounding bands
+for values in ([], [0.4], [rng.choice(scales) * rng.random() for _ in range(500)]):
+    one_by_one, all_at_once = (StatsEntry(RequestStats(), "itl", "native", True) for _ in range(2))
+    for value in values:
+        one_by_one.log(value, 0)
+    log_all(all_at_once, values)
+    a, b = one_by_one.serialize(), all_at_once.serialize()
+    for entry in (a, b):  # made and logged a moment apart; sums added in another order
+        entry.pop("start_time"), entry.pop("last_request_timestamp"), entry.pop("num_reqs_per_sec")
+    assert math.isclose(a.pop("total_response_time"), b.pop("total_response_time"), abs_tol=1e-9)
+    assert a == b, (a, b)
+    assert sum(one_by_one.num_reqs_per_sec.values()) == sum(all_at_once.num_reqs_per_sec.values())
+print("same")
+"""
+
+
+def test_logging_a_streams_values_at_once_adds_up_as_logging_each() -> None:
+    # Run apart: importing Locust monkey-patches this process with gevent.
+    done = subprocess.run(
+        [sys.executable, "-c", LOG_ALL_CHECK],
+        cwd=Path(__file__).resolve().parents[2] / "loadtests",
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "same"
