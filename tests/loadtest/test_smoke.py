@@ -143,6 +143,8 @@ def test_workers_last_figures_reach_the_master_when_streams_finish_during_the_st
     summary = load_test(
         "ci-last-figures", "--users", "4", "--spawn-rate", "4", "--duration", "2", "--workers", "1",
         "--api", "native", "--tokens-per-s", "10", "--max-tokens", "40",
+        # A few hundred lag samples: one hiccup of the machine would decide the verdict, not the subject.
+        "--max-client-lag-ms", "1000",
     )  # fmt: skip
     assert summary["failures"] == 0, summary["errors"]
     stats = rows(RESULTS / "ci-last-figures" / "locust_stats.csv")
