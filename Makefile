@@ -12,12 +12,14 @@ ORACLE := tests/oracle
 
 .DEFAULT_GOAL := help
 .PHONY: help run test lint format types unit integration e2e loadtest-smoke notebooks loadtest \
-	screenshots bench-codec clean
+	screenshots bench bench-codec soak clean
 
 help:
 	@echo "make run          serve the app on http://$(HOST):$(PORT)"
 	@echo "make test         lint, types, unit, integration, browser, load smoke, notebooks"
 	@echo "make loadtest     a Locust load test into results/<run>/ (USERS= DURATION= API= ... see README)"
+	@echo "make bench        llmstream against common SSE stacks, figures and ratios (QUICK=1: a smoke)"
+	@echo "make soak         memory soak: RSS over a churn of streams, fails on growth (DURATION= ...)"
 	@echo "make bench-codec  SSE codec micro-benchmark (prints events/s)"
 	@echo "make format       apply ruff's formatting and safe fixes"
 
@@ -32,11 +34,15 @@ $(VENV)/.run-deps: pyproject.toml | $(PY)
 	touch $@
 
 $(VENV)/.test-deps: pyproject.toml | $(PY)
-	$(PY) -m pip install --quiet -e '.[test,uvloop,granian,e2e,loadtest,notebooks]'
+	$(PY) -m pip install --quiet -e '.[test,uvloop,granian,e2e,loadtest,notebooks,bench]'
 	touch $@
 
 $(VENV)/.loadtest-deps: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[loadtest]'
+	touch $@
+
+$(VENV)/.bench-deps: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[bench]'
 	touch $@
 
 # The independent SSE oracle (eventsource-parser, pinned by the lockfile) runs under node.
@@ -77,7 +83,8 @@ format: $(VENV)/.test-deps
 # The load-test client too; its locustfile is left out (Locust's event decorators are untyped).
 types: $(VENV)/.test-deps
 	$(PY) -m mypy
-	$(PY) -m mypy --strict loadtests/streamload loadtests/run.py
+	$(PY) -m mypy --strict loadtests/streamload loadtests/run.py loadtests/soak.py loadtests/bench.py \
+		loadtests/benchstacks
 
 # The codec must stay fully covered, branches included.
 unit: $(VENV)/.test-deps $(ORACLE)/node_modules/.package-lock.json
@@ -117,6 +124,24 @@ loadtest: $(VENV)/.loadtest-deps
 # README's screenshots (docs/images/) come from the browser tests, refreshed only on request.
 screenshots: $(VENV)/.test-deps $(CHROMIUM)
 	LLMSTREAM_UPDATE_SCREENSHOTS=1 $(PY) -m pytest -c tests/e2e/pytest.ini tests/e2e
+
+# make bench [ROUNDS=3] [ONLY=unpaced,paced,...] [STACKS=...] [QUICK=1]: about 10 minutes; prints each
+# figure with the ratio llmstream / stack and writes results/bench/<time>.json (docs/performance.md).
+BENCH_ARGS = $(if $(QUICK),--quick) $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(ONLY),--only $(ONLY)) \
+	$(if $(STACKS),--stacks $(STACKS))
+bench: $(VENV)/.bench-deps
+	$(PY) loadtests/bench.py $(BENCH_ARGS) $(ARGS)
+
+# make soak DURATION=600 CONCURRENCY=200 ...: the server's resident memory over a churn of streams that
+# finish, hang up and resume, bounded in time; exit 1 on growth beyond MAX_GROWTH_PCT after the warm-up
+# or on any stream that failed (README "Soak").
+SOAK_ARGS = $(if $(DURATION),--duration $(DURATION)) $(if $(WARMUP),--warmup $(WARMUP)) \
+	$(if $(INTERVAL),--interval $(INTERVAL)) $(if $(CONCURRENCY),--concurrency $(CONCURRENCY)) \
+	$(if $(MAX_GROWTH_PCT),--max-growth-pct $(MAX_GROWTH_PCT)) \
+	$(if $(TOKENS_PER_S),--tokens-per-s $(TOKENS_PER_S)) $(if $(CSV),--results $(CSV)) \
+	$(if $(SERVER_ARGS),--server-args '$(SERVER_ARGS)')
+soak: $(VENV)/.loadtest-deps
+	$(PY) loadtests/soak.py $(SOAK_ARGS) $(ARGS)
 
 bench-codec: $(VENV)/.test-deps
 	$(PY) loadtests/bench_codec.py

@@ -188,7 +188,9 @@ class Connection:
 
     def close_if_idle(self, now: float) -> None:
         sock = self._sock
-        if sock is not None and now - self._active > self.timeout:
+        # Only while a response is awaited: a kept-alive connection between requests waits for no
+        # read, and closing it would fail the next request rather than time out a read.
+        if sock is not None and not self._reusable and now - self._active > self.timeout:
             self.idle_closed = True
             with suppress(OSError):
                 sock.shutdown(socket.SHUT_RDWR)  # wakes the read that waits, with b""

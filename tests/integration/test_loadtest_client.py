@@ -123,6 +123,19 @@ def test_a_connection_the_server_closed_while_idle_is_replaced(connection: Conne
     assert stream("native", connection).outcome == "ok"
 
 
+def test_a_kept_alive_connection_idle_between_streams_is_not_timed_out(server: RunningServer) -> None:
+    # Regression: the idle watch closed a connection that waited for no read, between two streams of a
+    # user (a wait longer than the read timeout), and the next stream failed with a broken pipe.
+    conn = Connection(Target.parse(server.base_url), timeout=1)
+    try:
+        assert stream("native", conn).outcome == "ok"
+        time.sleep(2.5)  # the idle watch looks once a second
+        record = stream("native", conn)
+        assert record.outcome == "ok", record.error
+    finally:
+        conn.close()
+
+
 @pytest.mark.parametrize(
     ("fault", "kind", "reason"),
     [

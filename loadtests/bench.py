@@ -1,0 +1,414 @@
+"""make bench: llmstream against the common ways of streaming SSE, on the same machine, in one run.
+
+    python loadtests/bench.py                  # everything (about 10 minutes on 2 cores)
+    python loadtests/bench.py --quick          # a smoke of the harness (what CI runs)
+    python loadtests/bench.py --only unpaced,paced --rounds 5
+
+Each server runs alone, pinned to CPU 0; the client (`streamload.leanclient`, its own process) to
+CPU 1. Every scenario runs every stack once per round, stacks interleaved within a round, so a slow
+minute of the machine hits them all alike; each figure is the median over rounds, printed with the
+ratio llmstream / stack. The client's ceiling comes first: the same client against a server that only
+writes (`benchstacks/null_server.py`); a stack's figure far below it measured the stack.
+
+Scenarios (issue 7's goals in brackets):
+  unpaced   100 streams of 2,000 tokens, no pacing: events/s delivered              [>= 150,000/s]
+  paced     2,000 streams x 20 tokens/s: events/s and token lateness p50/p99     [>= 39,000/s, p99 <= 10 ms]
+  capacity  llmstream only: the most paced streams that still keep lateness p99 <= 10 ms
+  idle      server memory per open stream waiting for its first token, 10,000 streams   [<= 12 KiB]
+  overload  llmstream only, twice the paced capacity: new streams' wait for a first token or a refusal
+
+Not a test: it asserts nothing and exits 0 once every run finished. Results, with the machine, are
+written to results/bench/<time>.json; docs/performance.md holds a run's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from run import _stop, free_port, pinned
+from streamload.leanclient import ClientPlan, Tally, run_client
+
+ROOT = Path(__file__).resolve().parents[1]
+LOADTESTS = ROOT / "loadtests"
+SCENARIOS = ("unpaced", "paced", "capacity", "idle", "overload")
+PY = sys.executable
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    name: str
+    command: tuple[str, ...]  # {port} is replaced by the port
+    request_fields: tuple[tuple[str, Any], ...] = ()
+
+
+LLMSTREAM = "-m llmstream serve --host 127.0.0.1 --port {port} --max-streams 20000 --log-level warning"
+NAIVE = "-m hypercorn benchstacks.naive_quart:app --bind 127.0.0.1:{port}"
+STARLETTE = (
+    "-m uvicorn benchstacks.sse_starlette_app:app --host 127.0.0.1 --port {port} --log-level warning "
+    "--no-access-log"
+)
+STACKS: dict[str, Stack] = {
+    "llmstream": Stack("llmstream", (PY, *LLMSTREAM.split()), (("model", "echo"), ("jitter", 0))),
+    "naive-quart-hypercorn": Stack("naive-quart-hypercorn", (PY, *NAIVE.split())),
+    "sse-starlette-uvicorn": Stack("sse-starlette-uvicorn", (PY, *STARLETTE.split())),
+}
+NULL = Stack("null", (PY, str(LOADTESTS / "benchstacks" / "null_server.py"), "{port}"))
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    """How big each scenario is; --quick shrinks them to a smoke of the harness."""
+
+    unpaced_streams: int = 100
+    unpaced_tokens: int = 2_000
+    paced_streams: int = 2_000
+    paced_tokens: int = 200
+    tokens_per_s: float = 20.0
+    idle_streams: int = 10_000
+    measure_s: float = 8.0
+    warmup_s: float = 2.0
+    ramp_s: float = 2.0
+    capacity_steps: tuple[int, ...] = (1_000, 1_250, 1_500, 1_750, 2_000, 2_500, 3_000, 4_000)
+    lateness_limit_ms: float = 10.0
+
+
+QUICK = Sizes(
+    unpaced_streams=20, unpaced_tokens=500, paced_streams=100, paced_tokens=40, idle_streams=300,
+    measure_s=2.0, warmup_s=0.5, ramp_s=0.5, capacity_steps=(100, 200),
+)  # fmt: skip
+
+
+# llmstream's `echo` model repeats the prompt: with a prompt longer than max_tokens every stream is
+# exactly max_tokens long, as the comparison stacks' are (a composed answer ends on its own, often
+# after a few dozen tokens, and short streams would measure request handling rather than streaming).
+UNPACED = 1_000_000  # tokens/s: llmstream's largest rate, a microsecond apart; the others do not sleep
+WORDS = ("tokens", "stream", "one", "at", "a", "time")
+
+
+def prompt_of(tokens: int) -> str:
+    """A prompt a little longer than ``tokens``: each request's prompt is read and counted, so a longer
+    one would measure that rather than the streaming."""
+    return " ".join(WORDS[i % len(WORDS)] for i in range(tokens + 20))
+
+
+def request_bytes(stack: Stack, fields: dict[str, Any], prompt: str | None = None) -> bytes:
+    prompt = prompt_of(int(fields["max_tokens"])) if prompt is None else prompt
+    body = {"messages": [{"role": "user", "content": prompt}], "stream": True, "ttft_ms": 0}
+    body.update(dict(stack.request_fields), **fields)
+    payload = json.dumps(body).encode()
+    head = (
+        "POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+        f"Accept: text/event-stream\r\nContent-Length: {len(payload)}\r\n\r\n"
+    )
+    return head.encode() + payload
+
+
+def cpus() -> tuple[str | None, str | None]:
+    """(server CPU, client CPU): one core each when the machine has two."""
+    count = os.cpu_count() or 1
+    return ("0", "1") if count >= 2 and _has("taskset") else (None, None)
+
+
+def _has(program: str) -> bool:
+    return any((Path(folder) / program).exists() for folder in os.environ.get("PATH", "").split(":"))
+
+
+@contextmanager
+def serving(stack: Stack, log: Path) -> Iterator[tuple[int, int]]:
+    """``stack`` on a free port of 127.0.0.1, pinned; yields (port, pid); stopped on the way out."""
+    port = free_port()
+    command = pinned([part.replace("{port}", str(port)) for part in stack.command], cpus()[0])
+    env = {**os.environ, "PYTHONPATH": str(LOADTESTS)}
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
+                    break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit(f"{stack.name} did not start; see {log}") from None
+                time.sleep(0.1)
+        yield port, process.pid
+    finally:
+        _stop(process, timeout=15)
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of ``pid`` and its descendants (a supervisor's workers), KiB."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            status = Path(f"/proc/{current}/status").read_text()
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+        except OSError:
+            continue
+        total += next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
+        pending += [int(child) for child in children]
+    return total
+
+
+def run_client_process(plan: ClientPlan, *, sample_rss_of: int | None = None) -> tuple[Tally, int | None]:
+    """The client in its own process on its own core; with ``sample_rss_of``, that process's memory
+    read in the middle of the measured window (all streams open)."""
+    plan_json = json.dumps({**asdict(plan), "request": plan.request.decode("latin-1")})
+    command = pinned([PY, str(Path(__file__)), "client", plan_json], cpus()[1])
+    budget = plan.ramp_s + plan.warmup_s + plan.measure_s + 60
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(LOADTESTS)}
+    )
+    rss = None
+    if sample_rss_of is not None:
+        time.sleep(plan.ramp_s + plan.warmup_s + plan.measure_s / 2)
+        rss = rss_kib(sample_rss_of)
+    out, _ = process.communicate(timeout=budget)
+    if process.returncode:
+        raise SystemExit(f"the bench client failed (exit {process.returncode})")
+    return Tally(**json.loads(out)), rss
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+# ---- scenarios: each returns {figure name: value} for one stack, one round ----
+
+
+def unpaced(stack: Stack, sizes: Sizes, log: Path) -> dict[str, float]:
+    with serving(stack, log) as (port, _):
+        fields = {"max_tokens": sizes.unpaced_tokens, "tokens_per_s": UNPACED}
+        plan = ClientPlan(
+            port, request_bytes(stack, fields), sizes.unpaced_streams,
+            measure_s=sizes.measure_s, ramp_s=min(sizes.ramp_s, 0.5), warmup_s=sizes.warmup_s,
+        )  # fmt: skip
+        tally, _ = run_client_process(plan)
+    return {"events/s": tally.tokens / plan.measure_s, "client cpu %": 100 * tally.cpu_s / tally.wall_s,
+            "errors": len(tally.errors)}  # fmt: skip
+
+
+def paced_figures(stack: Stack, sizes: Sizes, streams: int, log: Path) -> tuple[dict[str, float], Tally]:
+    with serving(stack, log) as (port, _):
+        fields = {"max_tokens": sizes.paced_tokens, "tokens_per_s": sizes.tokens_per_s}
+        plan = ClientPlan(
+            port, request_bytes(stack, fields), streams, measure_s=sizes.measure_s,
+            ramp_s=sizes.ramp_s, warmup_s=sizes.warmup_s, tokens_per_s=sizes.tokens_per_s,
+        )  # fmt: skip
+        tally, _ = run_client_process(plan)
+    figures = {
+        "events/s": tally.tokens / plan.measure_s,
+        "asked/s": streams * sizes.tokens_per_s,
+        "lateness p50 ms": percentile(tally.lateness_ms, 0.5),
+        "lateness p99 ms": percentile(tally.lateness_ms, 0.99),
+        "first token p99 ms": percentile(tally.first_token_ms, 0.99),
+        "refused": tally.refused,
+        "errors": len(tally.errors),
+        "client cpu %": 100 * tally.cpu_s / tally.wall_s,
+    }
+    return figures, tally
+
+
+def paced(stack: Stack, sizes: Sizes, log: Path) -> dict[str, float]:
+    return paced_figures(stack, sizes, sizes.paced_streams, log)[0]
+
+
+def holds(figures: dict[str, float], sizes: Sizes) -> bool:
+    return (
+        figures["lateness p99 ms"] <= sizes.lateness_limit_ms
+        and figures["events/s"] >= 0.97 * figures["asked/s"]
+        and not figures["errors"]
+        and not figures["refused"]
+    )
+
+
+def capacity(stack: Stack, sizes: Sizes, log: Path) -> dict[str, float]:
+    """The largest step of ``capacity_steps`` at which paced streams still hold their schedule."""
+    best = 0
+    for streams in sizes.capacity_steps:
+        figures, _ = paced_figures(stack, sizes, streams, log)
+        print(f"    {streams:>6} streams: {figures['events/s']:>9,.0f} events/s, lateness p99 "
+              f"{figures['lateness p99 ms']:.1f} ms", flush=True)  # fmt: skip
+        if not holds(figures, sizes):
+            break
+        best = streams
+    return {"streams": best, "events/s": best * sizes.tokens_per_s}
+
+
+def idle(stack: Stack, sizes: Sizes, log: Path) -> dict[str, float]:
+    """Memory per open stream waiting for its first token (the longest time to first token allowed)."""
+    with serving(stack, log) as (port, pid):
+        warm = ClientPlan(port, request_bytes(stack, {"max_tokens": 8}), 20, measure_s=0.5, warmup_s=0.2)
+        run_client_process(warm)  # imports, caches and first allocations out of the baseline
+        before = rss_kib(pid)
+        fields = {"max_tokens": 8, "ttft_ms": 600_000}
+        ramp = max(sizes.ramp_s, sizes.idle_streams / 2_000)
+        # A short request: what a stream costs to hold open, not the bytes of a long prompt.
+        request = request_bytes(stack, fields, prompt="Take your time.")
+        plan = ClientPlan(port, request, sizes.idle_streams, measure_s=2.0, ramp_s=ramp, warmup_s=2.0)
+        tally, during = run_client_process(plan, sample_rss_of=pid)
+    assert during is not None
+    return {"KiB/stream": (during - before) / sizes.idle_streams, "open": tally.most_open,
+            "errors": len(tally.errors)}  # fmt: skip
+
+
+def overload(stack: Stack, sizes: Sizes, log: Path, *, streams: int) -> dict[str, float]:
+    """Twice the paced capacity: does every new stream get its first token within 1 s, or an
+    immediate refusal? Counted over every request of the run, the ramp's included."""
+    _, tally = paced_figures(stack, sizes, streams, log)
+    waits = tally.first_token_ms
+    return {
+        "streams": streams,
+        "first token <= 1 s": sum(w <= 1000 for w in waits),
+        "first token > 1 s": sum(w > 1000 for w in waits),
+        "first token max ms": max(waits, default=float("nan")),
+        "refused": tally.refused,
+        "refusal max ms": max(tally.refusal_ms, default=0.0),
+        "errors": len(tally.errors),
+    }
+
+
+# ---- the run ----
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    with open("/proc/cpuinfo", encoding="utf-8") as info:
+        model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), "")
+    return {
+        "cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+        "system": f"{platform.system()} {platform.release()}", "pinned": cpus() != (None, None),
+    }  # fmt: skip
+
+
+def show(value: float) -> str:
+    if value != value:  # NaN: nothing was measured
+        return "-"
+    return f"{value:,.0f}" if value == int(value) or abs(value) >= 1000 else f"{value:,.1f}"
+
+
+def report(scenario: str, rows: dict[str, list[dict[str, float]]], main_figure: str) -> dict[str, Any]:
+    """Print one scenario's table (medians over rounds, the range, the ratio to llmstream)."""
+    print(f"\n== {scenario}")
+    medians = {name: statistics.median(r[main_figure] for r in runs) for name, runs in rows.items() if runs}
+    ours = medians.get("llmstream")
+    out: dict[str, Any] = {}
+    for name, runs in rows.items():
+        if not runs:
+            continue
+        values = [r[main_figure] for r in runs]
+        extra = {key: statistics.median(r[key] for r in runs) for key in runs[0] if key != main_figure}
+        ratio = "" if ours is None or name == "llmstream" or not medians[name] else (
+            f"llmstream/{name} = {ours / medians[name]:.2f}x"
+        )  # fmt: skip
+        details = ", ".join(f"{key} {show(value)}" for key, value in extra.items())
+        spread = f"(range {show(min(values))}-{show(max(values))})"
+        print(f"  {name:<24} {main_figure} {show(medians[name]):>10} {spread}  {ratio}\n  {'':<24} {details}")
+        out[name] = {main_figure: medians[name], "range": [min(values), max(values)], **extra, "runs": runs}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="small sizes, one round: a smoke of the harness")
+    parser.add_argument("--rounds", type=int, default=None, help="rounds per scenario (default 3; --quick 1)")
+    parser.add_argument("--only", default=",".join(SCENARIOS), help="scenarios, comma-separated")
+    parser.add_argument("--stacks", default=",".join(STACKS), help="stacks, comma-separated")
+    parser.add_argument("--results", type=Path, default=ROOT / "results" / "bench")
+    args = parser.parse_args(argv)
+    scenarios = [s for s in args.only.split(",") if s]
+    stacks = [s for s in args.stacks.split(",") if s]
+    if unknown := [s for s in scenarios if s not in SCENARIOS] + [s for s in stacks if s not in STACKS]:
+        parser.error(
+            f"unknown: {', '.join(unknown)} (scenarios: {', '.join(SCENARIOS)}; stacks: {', '.join(STACKS)})"
+        )
+    if "llmstream" not in stacks:
+        parser.error("--stacks must include llmstream: every figure is a ratio to it")
+    sizes = QUICK if args.quick else Sizes()
+    rounds = args.rounds or (1 if args.quick else 3)
+    args.results.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    log = args.results / f"{stamp}.log"
+    results: dict[str, Any] = {"machine": machine(), "sizes": asdict(sizes), "rounds": rounds}
+    print(f"machine: {results['machine']}\nserver logs: {log}", flush=True)
+
+    ceiling = unpaced(NULL, sizes, log)
+    results["client ceiling"] = ceiling
+    print(f"\nclient ceiling (a server that only writes): {ceiling['events/s']:,.0f} events/s, "
+          f"client cpu {ceiling['client cpu %']:.0f}%", flush=True)  # fmt: skip
+
+    tables = {"unpaced": (unpaced, "events/s"), "paced": (paced, "events/s"), "idle": (idle, "KiB/stream")}
+    for scenario in [s for s in scenarios if s in tables]:
+        run, figure = tables[scenario]
+        rows: dict[str, list[dict[str, float]]] = {name: [] for name in stacks}
+        for number in range(rounds):
+            for name in stacks:
+                print(f"  {scenario} round {number + 1}/{rounds}: {name}", flush=True)
+                rows[name].append(run(STACKS[name], sizes, log))
+        results[scenario] = report(scenario, rows, figure)
+        if scenario == "unpaced":
+            share = 100 * results[scenario]["llmstream"]["events/s"] / ceiling["events/s"]
+            print(f"  llmstream used {share:.0f}% of the client's ceiling", flush=True)
+    llmstream = STACKS["llmstream"]
+    most = sizes.paced_streams
+    if "capacity" in scenarios:
+        print("\n== capacity (llmstream): paced streams x 20 tokens/s, lateness p99 <= 10 ms", flush=True)
+        found = capacity(llmstream, sizes, log)
+        most = int(found["streams"]) or most
+        results["capacity"] = found
+        print(
+            f"  llmstream holds {found['streams']:,.0f} streams ({found['events/s']:,.0f} events/s)",
+            flush=True,
+        )
+    if "overload" in scenarios:
+        figures = overload(llmstream, sizes, log, streams=2 * most)
+        results["overload"] = figures
+        print(
+            "\n== overload (llmstream): " + ", ".join(f"{k} {v:,.0f}" for k, v in figures.items()), flush=True
+        )
+    out = args.results / f"{stamp}.json"
+    out.write_text(json.dumps(results, indent=2))
+    print(f"\nresults: {out}")
+    return 0
+
+
+def client_main(plan_json: str) -> int:
+    """The client subcommand: run a plan, print its tally as JSON (uvloop when installed)."""
+    fields = json.loads(plan_json)
+    plan = ClientPlan(**{**fields, "request": fields["request"].encode("latin-1")})
+    try:
+        import uvloop
+
+        tally = uvloop.run(run_client(plan))
+    except ImportError:
+        tally = asyncio.run(run_client(plan))
+    print(json.dumps(asdict(tally)))
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "client":
+        sys.exit(client_main(sys.argv[2]))
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""CI's smoke of the benchmark harness (make bench --quick): every stack starts, is measured and
+compared; the figures themselves are for `make bench` and docs/performance.md, never asserted here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+STACKS = ("llmstream", "naive-quart-hypercorn", "sse-starlette-uvicorn")
+
+
+def test_the_bench_harness_measures_every_stack_and_prints_ratios(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "loadtests" / "bench.py"), "--quick", "--results", str(tmp_path)],
+        cwd=ROOT, capture_output=True, text=True, timeout=400, check=False,
+    )  # fmt: skip
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    results = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert results["machine"]["cores"] >= 1
+    assert results["client ceiling"]["events/s"] > 0
+    for scenario, figure in (("unpaced", "events/s"), ("paced", "events/s"), ("idle", "KiB/stream")):
+        for stack in STACKS:
+            row = results[scenario][stack]
+            assert row[figure] > 0, (scenario, stack, row)
+            assert row["errors"] == 0, (scenario, stack, row)
+        for stack in STACKS[1:]:
+            assert f"llmstream/{stack} = " in output
+    assert results["idle"]["llmstream"]["open"] == results["sizes"]["idle_streams"]
+    assert results["capacity"]["streams"] in results["sizes"]["capacity_steps"] + [0]
+    overload = results["overload"]
+    assert overload["first token <= 1 s"] + overload["first token > 1 s"] + overload["refused"] > 0
