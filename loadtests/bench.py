@@ -32,7 +32,6 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -40,7 +39,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from run import _stop, free_port, pinned
+from run import _stop, answers, free_port, pinned
 from streamload.leanclient import ClientPlan, Tally, run_client
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -137,15 +136,8 @@ def serving(stack: Stack, log: Path) -> Iterator[tuple[int, int]]:
     with log.open("ab") as out:
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2):
-                    break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit(f"{stack.name} did not start; see {log}") from None
-                time.sleep(0.1)
+        if not answers(f"http://127.0.0.1:{port}/healthz", process):
+            raise SystemExit(f"{stack.name} did not start; see {log}")
         yield port, process.pid
     finally:
         _stop(process, timeout=15)

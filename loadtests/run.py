@@ -143,18 +143,24 @@ def llmstream_server(folder: Path, server_args: str, cpus: str | None) -> Iterat
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
         try:
             url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    with urllib.request.urlopen(f"{url}/healthz", timeout=2):
-                        break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise SystemExit(f"the server did not start; see {folder / 'server.log'}") from None
-                    time.sleep(0.1)
+            if not answers(f"{url}/healthz", process):
+                raise SystemExit(f"the server did not start; see {folder / 'server.log'}")
             yield url
         finally:
             _stop(process, signal.SIGTERM, timeout=30)  # its own graceful shutdown, within --grace
+
+
+def answers(url: str, process: subprocess.Popen[bytes], *, timeout: float = 30) -> bool:
+    """Whether ``url`` answers before ``process`` exits or ``timeout`` seconds pass (polled)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return True
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
 
 
 def locust_command(args: argparse.Namespace, target: str, folder: Path) -> list[str]:
