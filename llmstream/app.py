@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from quart import Quart, render_template
 
-from llmstream import __version__
+from llmstream import __version__, request_ids
 from llmstream.api import (
     anthropic_api,
     apidocs,
@@ -19,7 +19,6 @@ from llmstream.api import (
 from llmstream.api.errors import install_error_handlers
 from llmstream.config import Settings, load_settings
 from llmstream.hub import StreamHub
-from llmstream.middleware import RequestIdMiddleware
 from llmstream.resources import ui_dir
 from llmstream.sse_response import install
 from llmstream.streaming import StreamOptions
@@ -34,6 +33,7 @@ def create_app(settings: Settings | None = None) -> Quart:
         static_folder=str(ui_dir("static")),
         static_url_path="/static",
     )
+    request_ids.install(app)  # first: every later hook and handler has the request's id
     app.config["LLMSTREAM_SETTINGS"] = settings
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # larger bodies: 413, in the API's shape
     hub = StreamHub(
@@ -61,5 +61,4 @@ def create_app(settings: Settings | None = None) -> Quart:
     async def index() -> str:
         return await render_template("index.html", version=__version__)
 
-    app.asgi_app = RequestIdMiddleware(app.asgi_app)  # type: ignore[method-assign,assignment]
     return app

@@ -171,8 +171,9 @@ class EventStream:
             raise RuntimeError(f"stream {self.stream_id} was already started; an EventStream runs once")
         self._state = "running"
         loop = asyncio.get_running_loop()
+        headers = list(headers)
         if not self.hub.admit(self):
-            await self._refuse(send)
+            await self._refuse(send, _kept_on_errors(headers))
             return
         self._task = asyncio.current_task()
         self._opened_at = self._quiet_since = loop.time()
@@ -187,9 +188,9 @@ class EventStream:
             # A source that fails at once (before its first event) is still answered with a proper
             # HTTP error instead of a 200 stream holding an error event.
             if self.reason == "error" and self._events_produced == 0:
-                await _send_error_response(send, self._error)
+                await _send_error_response(send, self._error, _kept_on_errors(headers))
                 return
-            await send({"type": "http.response.start", "status": status, "headers": list(headers)})
+            await send({"type": "http.response.start", "status": status, "headers": headers})
             await self._write(send, self._opening(), 0)
             await self._pump(send)
             if self.reason == "reset":
@@ -365,7 +366,7 @@ class EventStream:
             extra={"stream_id": self.stream_id, "reason": reason},
         )
 
-    async def _refuse(self, send: Send) -> None:
+    async def _refuse(self, send: Send, kept: list[tuple[bytes, bytes]]) -> None:
         retry_after = max(1, round(self._retry_base_ms() / 1000)) if self.hub.shutting_down else 1
         why = "the server is shutting down" if self.hub.shutting_down else "too many open streams"
         try:
@@ -373,7 +374,7 @@ class EventStream:
                 send,
                 503,
                 {"error": {"type": "unavailable", "message": f"{why}; retry after {retry_after} s"}},
-                [(b"retry-after", str(retry_after).encode())],
+                [(b"retry-after", str(retry_after).encode()), *kept],
             )
         finally:
             self._state = "finished"
@@ -429,9 +430,20 @@ async def _send_json(
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
-async def _send_error_response(send: Send, error: BaseException | None) -> None:
+async def _send_error_response(
+    send: Send, error: BaseException | None, kept: list[tuple[bytes, bytes]]
+) -> None:
     if isinstance(error, HTTPException) and error.code is not None:
         status, kind, message = error.code, error.name.lower().replace(" ", "_"), error.description or ""
     else:
         status, kind, message = 500, "internal_error", "the stream failed before its first event"
-    await _send_json(send, status, {"error": {"type": kind, "message": message}})
+    await _send_json(send, status, {"error": {"type": kind, "message": message}}, kept)
+
+
+# The response's headers that an error answer in its place keeps: the request's id (llmstream.request_ids)
+# names the request whatever the answer is.
+_KEPT_ON_ERRORS = frozenset({b"x-request-id"})
+
+
+def _kept_on_errors(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    return [(name, value) for name, value in headers if name in _KEPT_ON_ERRORS]

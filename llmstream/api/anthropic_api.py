@@ -32,6 +32,7 @@ from llmstream.api.requests import (
     timing,
 )
 from llmstream.protocols import ErrorKind, anthropic
+from llmstream.request_ids import request_id
 from llmstream.simulator import MODELS, PROFILES, InvalidRequestError, Message, StreamRequest
 from llmstream.simulator.request import MAX_STOP_SEQUENCES
 from llmstream.sse import ServerSentEvent
@@ -161,7 +162,7 @@ async def messages() -> Response | EventStreamResponse:
 @blueprint.after_request
 async def _request_id_header(response: Response) -> Response:
     # The SDK reads `request-id` (Anthropic's name; the middleware adds X-Request-ID for everyone).
-    response.headers["request-id"] = serving.request_id()
+    response.headers["request-id"] = request_id()
     return response
 
 

@@ -8,18 +8,18 @@ time a non-streaming request would take. Each API supplies its own framing and f
 from __future__ import annotations
 
 import asyncio
-import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from quart import Response, current_app, request
+from quart import Response, current_app
 
 from llmstream.api import fault_metrics
 from llmstream.api.error_shapes import ErrorRenderer, from_error_response, json_response
 from llmstream.api.pacing import paced
 from llmstream.protocols import ErrorKind, ErrorResponse, Scheduled
+from llmstream.request_ids import request_id
 from llmstream.simulator import HttpFault, StreamPlan
 from llmstream.sse_response import EventStreamResponse, event_stream, hub_of
 from llmstream.streaming import Closing, FinalEvent
@@ -31,7 +31,6 @@ __all__ = [
     "created",
     "failure_message",
     "no_room",
-    "request_id",
 ]
 
 
@@ -75,13 +74,6 @@ async def answer(
     if plan.ending != "finish":
         return dialect.render_error("server_error", failure_message(plan))
     return json_response(dialect.framing.complete_body(plan, created=created_at, request_id=rid))
-
-
-def request_id() -> str:
-    """The request's id (RequestIdMiddleware), which names the response: chatcmpl-<id>, msg_<id>."""
-    state: dict[str, object] = request.scope.get("state") or {}
-    value = state.get("request_id")
-    return value if isinstance(value, str) else "req_" + secrets.token_hex(12)
 
 
 def created() -> int:

@@ -32,8 +32,8 @@ from llmstream.protocols.wire import (
     midstream_error_message,
     thinking_signature,
 )
-from llmstream.simulator import HttpFault, StreamPlan, TokenKind, event_id
-from llmstream.sse import ServerSentEvent
+from llmstream.simulator import HttpFault, StreamPlan, TokenKind, event_id_prefix
+from llmstream.sse import EventFamily, ServerSentEvent
 
 __all__ = [
     "complete_body",
@@ -91,7 +91,7 @@ def stream_events(plan: StreamPlan, *, created: int, request_id: str) -> Iterato
     if open_kind is not None:
         yield Scheduled(0.0, _block_start(open_kind, text_index))
     yield Scheduled(0.0, _event("ping", {}))
-    key = plan.stream_key
+    deltas = EventFamily(event="content_block_delta", id_prefix=event_id_prefix(plan.stream_key))
     for token in plan.tokens:
         if token.kind != open_kind:
             for event in _switch(plan, open_kind, token.kind, text_index):
@@ -99,10 +99,12 @@ def stream_events(plan: StreamPlan, *, created: int, request_id: str) -> Iterato
             open_kind = token.kind
         index = text_index if token.kind == "text" else 0
         delta_type, field = _DELTA_FIELD[token.kind]
-        data = {"index": index, "delta": {"type": delta_type, field: token.text}}
-        yield Scheduled(
-            token.due_ms, _event("content_block_delta", data, id=event_id(key, token.index)), token
-        )
+        data = {
+            "type": "content_block_delta",
+            "index": index,
+            "delta": {"type": delta_type, field: token.text},
+        }
+        yield Scheduled(token.due_ms, deltas.json(data, token.index), token)
     if plan.ending == "error":
         yield Scheduled(plan.end_ms, error_event("server_error", midstream_error_message(plan)))
     elif plan.ending == "finish":

@@ -26,10 +26,11 @@ from llmstream.protocols.wire import (
     fault_message,
     midstream_error_message,
 )
-from llmstream.simulator import HttpFault, StreamPlan, Token, event_id
-from llmstream.sse import ServerSentEvent
+from llmstream.simulator import HttpFault, StreamPlan, Token, event_id_prefix
+from llmstream.sse import EventFamily, ServerSentEvent
 
 __all__ = [
+    "TokenEvents",
     "complete_body",
     "error_body",
     "error_event",
@@ -57,9 +58,9 @@ _STATUS: dict[ErrorKind, int] = {
 def stream_events(plan: StreamPlan, *, created: int, request_id: str) -> Iterator[Scheduled]:
     """The whole stream: start at 0, tokens at their due times, then finish or error at ``end_ms``."""
     yield Scheduled(0.0, start_event(plan, created=created, request_id=request_id))
-    key = plan.stream_key
+    token_events = TokenEvents(plan.stream_key)
     for token in plan.tokens:
-        yield Scheduled(token.due_ms, token_event(token, key), token)
+        yield Scheduled(token.due_ms, token_events(token), token)
     if plan.ending == "finish":
         yield Scheduled(plan.end_ms, finish_event(plan))
     elif plan.ending == "error":
@@ -80,9 +81,23 @@ def start_event(plan: StreamPlan, *, created: int, request_id: str) -> ServerSen
 
 def token_event(token: Token, stream_key: str) -> ServerSentEvent:
     """A ``token`` (or ``thinking``) event."""
-    data: dict[str, object] = {"index": token.index, "text": token.text}
-    event = "thinking" if token.kind == "thinking" else "token"
-    return ServerSentEvent.json(data, event=event, id=event_id(stream_key, token.index))
+    return TokenEvents(stream_key)(token)
+
+
+class TokenEvents:
+    """A stream's ``token`` and ``thinking`` events: one `EventFamily` each, as their ids share the
+    stream key (built once per stream rather than once per token: the per-token cost of a paced stream)."""
+
+    __slots__ = ("_text", "_thinking")
+
+    def __init__(self, stream_key: str) -> None:
+        prefix = event_id_prefix(stream_key)
+        self._text = EventFamily(event="token", id_prefix=prefix)
+        self._thinking = EventFamily(event="thinking", id_prefix=prefix)
+
+    def __call__(self, token: Token) -> ServerSentEvent:
+        family = self._thinking if token.kind == "thinking" else self._text
+        return family.json({"index": token.index, "text": token.text}, token.index)
 
 
 def finish_event(plan: StreamPlan) -> ServerSentEvent:

@@ -31,8 +31,8 @@ from llmstream.protocols.wire import (
     fault_message,
     midstream_error_message,
 )
-from llmstream.simulator import HttpFault, StreamPlan, event_id
-from llmstream.sse import ServerSentEvent
+from llmstream.simulator import HttpFault, StreamPlan, event_id_prefix
+from llmstream.sse import EventFamily, ServerSentEvent
 
 __all__ = [
     "DONE",
@@ -88,11 +88,10 @@ def stream_events(
         return body
 
     yield Scheduled(0.0, ServerSentEvent.json(chunk({"role": "assistant", "content": "", "refusal": None})))
-    key = plan.stream_key
+    token_chunks = EventFamily(id_prefix=event_id_prefix(plan.stream_key))
     for token in plan.tokens:
         field = "reasoning_content" if token.kind == "thinking" else "content"
-        event = ServerSentEvent.json(chunk({field: token.text}), id=event_id(key, token.index))
-        yield Scheduled(token.due_ms, event, token)
+        yield Scheduled(token.due_ms, token_chunks.json(chunk({field: token.text}), token.index), token)
     if plan.ending == "error":
         yield Scheduled(plan.end_ms, error_event("server_error", midstream_error_message(plan)))
     elif plan.ending == "finish":

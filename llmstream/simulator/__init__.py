@@ -29,7 +29,13 @@ from llmstream.simulator.faults import (
 from llmstream.simulator.plan import Ending, FinishReason, StreamPlan, Token, TokenKind, Usage, plan_stream
 from llmstream.simulator.profiles import MODELS, PROFILES, ModelProfile, get_profile
 from llmstream.simulator.request import Message, StreamRequest, stream_key
-from llmstream.simulator.resume import event_id, parse_event_id, plan_resumed, resume_plan
+from llmstream.simulator.resume import (
+    event_id,
+    event_id_prefix,
+    parse_event_id,
+    plan_resumed,
+    resume_plan,
+)
 from llmstream.simulator.text import NATURAL_TOKENS
 from llmstream.simulator.timing import rebase
 from llmstream.simulator.tokenizer import count_message_tokens, count_tokens, tokenize
@@ -63,6 +69,7 @@ __all__ = [
     "count_tokens",
     "draw_fault",
     "event_id",
+    "event_id_prefix",
     "get_profile",
     "parse_event_id",
     "parse_fault_pool",

@@ -16,14 +16,19 @@ from llmstream.simulator.plan import StreamPlan, plan_stream
 from llmstream.simulator.request import StreamRequest
 from llmstream.simulator.timing import rebase
 
-__all__ = ["event_id", "parse_event_id", "plan_resumed", "resume_plan"]
+__all__ = ["event_id", "event_id_prefix", "parse_event_id", "plan_resumed", "resume_plan"]
 
 _EVENT_ID = re.compile(r"([0-9a-f]{16}):(0|[1-9][0-9]{0,8})")
 
 
 def event_id(stream_key: str, index: int) -> str:
     """The SSE id of token ``index`` of the stream ``stream_key``."""
-    return f"{stream_key}:{index}"
+    return f"{event_id_prefix(stream_key)}{index}"
+
+
+def event_id_prefix(stream_key: str) -> str:
+    """What every token id of the stream ``stream_key`` starts with (its index follows)."""
+    return f"{stream_key}:"
 
 
 def parse_event_id(last_event_id: str, expected_key: str) -> int:

@@ -164,6 +164,7 @@ async def test_error_before_the_first_event_is_an_http_error(server: RunningServ
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/json"
     assert response.json()["error"]["type"] == "internal_error"
+    assert response.headers["x-request-id"].startswith("req_")  # the engine's own answer names it too
 
 
 async def test_error_after_start_is_a_final_error_event(server: RunningServer) -> None:
@@ -189,7 +190,7 @@ async def test_resume_from_last_event_id(server: RunningServer) -> None:
     assert [e.id for e in read.of_type("count")] == ["42", "43", "44", "45"]
 
 
-async def test_json_routes_and_middleware_work_beside_streams(server: RunningServer) -> None:
+async def test_json_routes_and_request_ids_work_beside_streams(server: RunningServer) -> None:
     limits = httpx.Limits(max_connections=50)
     async with httpx.AsyncClient(base_url=server.base_url, limits=limits, timeout=30) as client:
         streams = [
@@ -197,11 +198,18 @@ async def test_json_routes_and_middleware_work_beside_streams(server: RunningSer
         ]
         await asyncio.sleep(0.3)
         ready = await client.get("/readyz", headers={"X-Request-ID": "abc-123"})
+        refused_id = await client.get("/readyz", headers={"X-Request-ID": "no spaces allowed"})
+        missing = await client.get("/no/such/page")
         reads = await asyncio.gather(*streams)
     assert ready.status_code == 200
     assert ready.json()["status"] == "ready"
-    assert ready.headers["x-request-id"] == "abc-123"  # the middleware echoes a caller's id
-    assert all(r.headers["x-request-id"].startswith("req_") for r in reads)
+    assert ready.headers["x-request-id"] == "abc-123"  # a caller's plain id is echoed
+    assert refused_id.headers["x-request-id"].startswith("req_")  # an unsafe one is replaced
+    assert missing.status_code == 404
+    assert missing.headers["x-request-id"].startswith("req_")
+    ids = [r.headers["x-request-id"] for r in reads]
+    assert all(i.startswith("req_") for i in ids)
+    assert len(set(ids)) == len(ids)
     assert all(len(r.of_type("count")) == 10 for r in reads)
 
 
@@ -247,6 +255,7 @@ async def test_admission_cap_refuses_at_once_with_retry_after(limited_server: Ru
     assert refused.status_code == 503
     assert int(refused.headers["retry-after"]) >= 1
     assert refused.json()["error"]["type"] == "unavailable"
+    assert refused.headers["x-request-id"].startswith("req_")
     assert refused_after < 1.0, "a refusal must be immediate, never a silent wait"
     assert all(r.status == 200 for r in reads)
     assert admitted_again.status == 200

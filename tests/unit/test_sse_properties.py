@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from llmstream.sse import ServerSentEvent, SSEDecoder, SSEFieldError
+from llmstream.sse import EventFamily, ServerSentEvent, SSEDecoder, SSEFieldError
 from tests.unit.sse_spec_reference import parse_stream
 
 # Text biased toward what the codec must get right: line ends, look-alike line breaks, spaces,
@@ -154,3 +154,58 @@ def test_line_breaks_refused_in_event_and_id(value: str) -> None:
         ServerSentEvent(event=value)
     with pytest.raises(SSEFieldError, match="must not contain CR"):
         ServerSentEvent(id=value)
+
+
+# JSON payloads as the protocols build them, with the text a model might emit (any character but a
+# lone surrogate, which JSON cannot carry as UTF-8) and the values the codec must refuse.
+json_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), text, st.sampled_from(["\ud800", 2**64])
+)
+json_payload = st.recursive(
+    json_leaf,
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(text, inner, max_size=3)),
+    max_leaves=8,
+)
+
+
+def outcome(build: Any) -> ServerSentEvent | str:
+    try:
+        event: ServerSentEvent = build()
+    except SSEFieldError as error:
+        return f"refused: {error}"
+    return event
+
+
+@given(
+    st.one_of(st.none(), one_line),
+    st.one_of(st.none(), one_line.map(lambda s: s.replace("\0", ""))),
+    json_payload,
+    st.integers(min_value=0, max_value=10**9),
+)
+def test_an_event_family_writes_what_serversentevent_json_writes(
+    event: str | None, prefix: str | None, payload: Any, n: int
+) -> None:
+    family = EventFamily(event=event, id_prefix=prefix)
+    ident = None if prefix is None else f"{prefix}{n}"
+    fast = outcome(lambda: family.json(payload, None if prefix is None else n))
+    slow = outcome(lambda: ServerSentEvent.json(payload, event=event, id=ident))
+    assert fast == slow
+    if isinstance(fast, ServerSentEvent) and isinstance(slow, ServerSentEvent):
+        assert fast.encode() == slow.encode()
+        assert run([fast.encode()])[0] == expected_decoding([slow])[0]
+
+
+@given(st.tuples(text, st.sampled_from(["\r", "\n", "\r\n", "\0"]), text).map("".join))
+def test_an_event_family_refuses_an_unwritable_prefix_or_type_at_once(value: str) -> None:
+    with pytest.raises(SSEFieldError, match="'id' must not contain"):
+        EventFamily(id_prefix=value)
+    if "\0" not in value:
+        with pytest.raises(SSEFieldError, match="'event' must not contain"):
+            EventFamily(event=value)
+
+
+def test_an_event_family_takes_an_index_exactly_when_it_has_an_id_prefix() -> None:
+    with pytest.raises(TypeError, match="exactly when"):
+        EventFamily(id_prefix="k:").json({})
+    with pytest.raises(TypeError, match="exactly when"):
+        EventFamily(event="token").json({}, 3)

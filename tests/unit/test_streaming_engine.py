@@ -175,3 +175,27 @@ async def test_reset_leaves_the_response_incomplete_after_the_events_produced() 
     assert all(m.get("more_body", True) for m in send.messages)  # never completed: the server drops it
     assert stream.reason == "reset"
     assert stream.hub.metrics.closed["reset"] == 1
+
+
+async def test_the_engines_own_refusal_keeps_the_request_id_of_the_response_it_replaces() -> None:
+    hub = StreamHub(max_streams=1, options=StreamOptions())
+    hub.shutting_down = True
+    send = RecordingSend()
+    headers = [(b"x-request-id", b"req_abc"), (b"x-accel-buffering", b"no")]
+    await EventStream(tokens(1), hub, options=hub.options).run(send, headers=headers)
+    start = send.messages[0]
+    assert start["status"] == 503
+    assert (b"x-request-id", b"req_abc") in start["headers"]
+    assert (b"x-accel-buffering", b"no") not in start["headers"]  # an SSE header on a JSON answer
+
+
+async def test_a_source_failing_before_its_first_event_is_answered_with_the_request_id() -> None:
+    async def broken() -> AsyncIterator[ServerSentEvent]:
+        raise RuntimeError("no plan")
+        yield ServerSentEvent(data="never")
+
+    send = RecordingSend()
+    await new_stream(broken()).run(send, headers=[(b"x-request-id", b"req_def")])
+    start = send.messages[0]
+    assert start["status"] == 500
+    assert (b"x-request-id", b"req_def") in start["headers"]
