@@ -29,12 +29,14 @@ def install(app: Quart) -> None:
     before blueprint hooks), so that an error raised by a later hook is answered with this id.
     """
 
+    # Coroutines, not plain functions: Quart runs a plain hook in a worker thread (Quart.ensure_async),
+    # two thread hand-offs per request.
     @app.before_request
-    def _choose_id() -> None:
+    async def _choose_id() -> None:
         g.llmstream_request_id = _chosen_id(request.headers.get(HEADER))
 
     @app.after_request
-    def _set_header(response: Response) -> Response:
+    async def _set_header(response: Response) -> Response:
         response.headers[HEADER] = request_id()
         return response
 
