@@ -38,6 +38,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes  # larger bodies: 413, in the API's shape
     hub = StreamHub(
         max_streams=settings.max_streams,
+        max_lateness=settings.max_lateness,
         options=StreamOptions(
             heartbeat=settings.heartbeat,
             write_timeout=settings.write_timeout,

@@ -35,6 +35,7 @@ class Settings:
     write_timeout: float = 30.0
     max_duration: float | None = None
     max_streams: int = 10_000
+    max_lateness: float = 0.25
     retry_ms: int = 3_000
     max_body_bytes: int = 4_194_304
     log_level: str = "info"
@@ -52,6 +53,8 @@ SETTINGS_DOC: dict[str, str] = {
     "write_timeout": "seconds a client may accept no bytes before its stream is dropped",
     "max_duration": "seconds after which a stream ends with a final event (empty: no limit)",
     "max_streams": "open streams per worker; beyond it new streams get 503 with Retry-After",
+    "max_lateness": "seconds paced tokens may run late before new streams get 503 with Retry-After "
+    "(how an overloaded worker sheds load instead of making every stream late)",
     "retry_ms": "reconnection time (ms) sent as `retry:` when a stream opens",
     "max_body_bytes": "largest request body accepted (bytes); a larger one gets 413 in the API's error shape",
     "log_level": "logging level: debug, info, warning, error",
@@ -112,7 +115,7 @@ def _check(settings: Settings) -> None:
         raise SettingsError(f"retry_ms must not be negative, not {settings.retry_ms}")
     if settings.log_level.lower() not in LOG_LEVELS:
         raise SettingsError(f"log_level must be one of {', '.join(LOG_LEVELS)}, not {settings.log_level!r}")
-    for name in ("grace", "heartbeat", "write_timeout"):
+    for name in ("grace", "heartbeat", "write_timeout", "max_lateness"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be positive, not {getattr(settings, name)}")
     if settings.max_duration is not None and settings.max_duration <= 0:

@@ -1,5 +1,9 @@
 """StreamHub: an app's open streams, admission control, shutdown and the one shared watchdog.
 
+Admission refuses a new stream (503 with Retry-After, at once) while the server shuts down, at
+`max_streams`, and while the loop's paced tokens run more than `max_lateness` late: past its capacity
+a core would otherwise make every stream late, and a new one wait seconds for its first event.
+
 The watchdog is why no stream needs a timer of its own: once per tick it looks at every open stream's
 progress counters and sends heartbeats, enforces write timeouts and ends streams at their max duration.
 """
@@ -9,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from llmstream.metrics import StreamMetrics
+from llmstream.scheduler import scheduler_for
 
 if TYPE_CHECKING:
     from llmstream.streaming import EventStream, StreamOptions
@@ -19,11 +24,24 @@ if TYPE_CHECKING:
 logger = logging.getLogger("llmstream.stream")
 
 
+class Refusal(NamedTuple):
+    """Why a new stream is refused, in the caller's terms, and the Retry-After seconds."""
+
+    why: str
+    retry_after: int
+
+
+DEFAULT_MAX_LATENESS = 0.25  # seconds
+
+
 class StreamHub:
     """The app's open streams: admission control, shutdown, and the shared watchdog."""
 
-    def __init__(self, *, max_streams: int, options: StreamOptions) -> None:
+    def __init__(
+        self, *, max_streams: int, options: StreamOptions, max_lateness: float = DEFAULT_MAX_LATENESS
+    ) -> None:
         self.max_streams = max_streams
+        self.max_lateness = max_lateness
         self.options = options
         self.open: set[EventStream] = set()
         self.shutting_down = False
@@ -31,15 +49,30 @@ class StreamHub:
         self._watchdog: asyncio.Task[None] | None = None
         self._tick = _tick_for(options)
 
-    def admit(self, stream: EventStream) -> bool:
-        if self.shutting_down or len(self.open) >= self.max_streams:
+    def refusal(self) -> Refusal | None:
+        """Why a new stream would be refused now; None when there is room."""
+        if self.shutting_down:
+            retry_ms = self.options.retry_ms if self.options.retry_ms is not None else 3_000
+            return Refusal("the server is shutting down", max(1, round(retry_ms / 1000)))
+        if len(self.open) >= self.max_streams:
+            return Refusal(f"too many open streams (at most {self.max_streams})", 1)
+        loop = asyncio.get_running_loop()
+        late = scheduler_for(loop).lateness(loop.time())
+        if late > self.max_lateness:
+            return Refusal(f"overloaded: tokens are running {late * 1000:.0f} ms late", 1)
+        return None
+
+    def admit(self, stream: EventStream) -> Refusal | None:
+        """Take ``stream`` in; or, counted as a rejection, why not."""
+        refusal = self.refusal()
+        if refusal is not None:
             self.metrics.streams_rejected += 1
-            return False
+            return refusal
         self.open.add(stream)
         self._tick = min(self._tick, _tick_for(stream.options))
         if self._watchdog is None or self._watchdog.done():
             self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="llmstream-watchdog")
-        return True
+        return None
 
     def release(self, stream: EventStream) -> None:
         self.open.discard(stream)

@@ -14,6 +14,11 @@ start times fall due every few µs, and one tick then serves all that fell due d
 millisecond rather than one timer per token. No event is served early, and none later than about one
 quantum plus the loop's own latency.
 
+The scheduler also knows how late it is: a tick serves the earliest entry first, so `now - due` of
+that entry is the lateness of the most overdue token at that moment. `lateness(now)` reports the
+worst over the last half second or so; admission (llmstream.hub) refuses new streams while it is
+high, which is how an overloaded core sheds load instead of making every stream late.
+
 Removing an entry is O(1): the ticket forgets its entry (`seq`), which the heap drops when it reaches
 the top or when stale entries outnumber live ones. When the last live entry goes, the heap is emptied
 and the timer cancelled: a scheduler with nothing to serve holds nothing and wakes nobody.
@@ -34,6 +39,7 @@ __all__ = ["QUANTUM", "Client", "Ticket", "TokenScheduler", "scheduler_for"]
 logger = logging.getLogger("llmstream.stream")
 
 QUANTUM = 0.001  # seconds between ticks that serve something; the most a tick adds to lateness
+LATENESS_WINDOW = 0.5  # seconds: lateness(now) is the worst seen over the last one to two windows
 _COMPACT_AT = 64  # stale entries tolerated before they may outnumber live ones
 
 
@@ -73,6 +79,10 @@ class TokenScheduler:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
         self._last_served = -math.inf
+        # The worst lateness of the current window and of the one before it (seconds).
+        self._window_end = -math.inf
+        self._late_now = 0.0
+        self._late_before = 0.0
 
     def __len__(self) -> int:
         """Clients waiting for a due time."""
@@ -81,6 +91,24 @@ class TokenScheduler:
     @property
     def armed(self) -> bool:
         return self._timer is not None
+
+    def lateness(self, now: float) -> float:
+        """How late (seconds) the most overdue token served recently was: the worst over the last one
+        to two `LATENESS_WINDOW`s before ``now`` (loop clock); 0 when nothing was served in them."""
+        if now >= self._window_end + LATENESS_WINDOW:
+            return 0.0
+        if now >= self._window_end:
+            return self._late_now
+        return max(self._late_now, self._late_before)
+
+    def _record_lateness(self, now: float, late: float) -> None:
+        if now >= self._window_end:
+            recent = now < self._window_end + LATENESS_WINDOW
+            self._late_before = self._late_now if recent else 0.0
+            self._late_now = 0.0
+            self._window_end = now + LATENESS_WINDOW
+        if late > self._late_now:
+            self._late_now = late
 
     def schedule(self, ticket: Ticket, due: float) -> None:
         """Serve `ticket`'s client at `due` (loop clock), replacing any time it was scheduled for."""
@@ -117,19 +145,21 @@ class TokenScheduler:
         again: list[tuple[Ticket, float]] = []
         served = False
         while heap and heap[0][0] <= now:
-            _, seq, ticket = heapq.heappop(heap)
+            was_due, seq, ticket = heapq.heappop(heap)
             if ticket.seq != seq:
                 continue  # unscheduled or rescheduled since
             ticket.seq = 0
             self._live -= 1
-            served = True
+            if not served:  # the earliest entry served: the most overdue
+                served = True
+                self._record_lateness(now, now - was_due)
             try:
-                due = ticket.client.serve(now)
+                next_due = ticket.client.serve(now)
             except Exception:
                 logger.exception("token scheduler: a client failed and was dropped")
                 continue
-            if due is not None:
-                again.append((ticket, due))
+            if next_due is not None:
+                again.append((ticket, next_due))
         if served:
             self._last_served = now
         # Pushed after the loop, so that a client asking for `now` again waits for the next tick

@@ -48,7 +48,7 @@ from llmstream.sources import PushedSource, ResetStream, Source, fill_send_times
 from llmstream.sse import ServerSentEvent
 
 if TYPE_CHECKING:
-    from llmstream.hub import StreamHub
+    from llmstream.hub import Refusal, StreamHub
 
 CloseReason = Literal[
     "complete", "client_disconnected", "server_shutdown", "write_timeout", "max_duration", "error", "reset"
@@ -172,8 +172,8 @@ class EventStream:
         self._state = "running"
         loop = asyncio.get_running_loop()
         headers = list(headers)
-        if not self.hub.admit(self):
-            await self._refuse(send, _kept_on_errors(headers))
+        if (refusal := self.hub.admit(self)) is not None:
+            await self._refuse(send, refusal, _kept_on_errors(headers))
             return
         self._task = asyncio.current_task()
         self._opened_at = self._quiet_since = loop.time()
@@ -366,9 +366,8 @@ class EventStream:
             extra={"stream_id": self.stream_id, "reason": reason},
         )
 
-    async def _refuse(self, send: Send, kept: list[tuple[bytes, bytes]]) -> None:
-        retry_after = max(1, round(self._retry_base_ms() / 1000)) if self.hub.shutting_down else 1
-        why = "the server is shutting down" if self.hub.shutting_down else "too many open streams"
+    async def _refuse(self, send: Send, refusal: Refusal, kept: list[tuple[bytes, bytes]]) -> None:
+        why, retry_after = refusal
         try:
             await _send_json(
                 send,

@@ -18,6 +18,7 @@ from quart import Response, current_app
 from llmstream.api import fault_metrics
 from llmstream.api.error_shapes import ErrorRenderer, from_error_response, json_response
 from llmstream.api.pacing import paced
+from llmstream.hub import Refusal
 from llmstream.protocols import ErrorKind, ErrorResponse, Scheduled
 from llmstream.request_ids import request_id
 from llmstream.simulator import HttpFault, StreamPlan
@@ -80,18 +81,17 @@ def created() -> int:
     return int(time.time())
 
 
-def no_room() -> tuple[str, int] | None:
-    """Why a new stream would be refused now, and the Retry-After seconds; None if there is room.
+def no_room() -> Refusal | None:
+    """Why a new stream would be refused now (llmstream.hub); None if there is room.
 
     The engine refuses too (with its own JSON shape); asking first lets each API refuse in its shape.
+    A refusal here is counted as the engine's would be.
     """
     hub = hub_of(current_app)
-    if hub.shutting_down:
-        retry_ms = hub.options.retry_ms if hub.options.retry_ms is not None else 3_000
-        return "the server is shutting down", max(1, round(retry_ms / 1000))
-    if len(hub.open) >= hub.max_streams:
-        return f"too many open streams (at most {hub.max_streams})", 1
-    return None
+    refusal = hub.refusal()
+    if refusal is not None:
+        hub.metrics.streams_rejected += 1
+    return refusal
 
 
 async def wait_for_completion(plan: StreamPlan) -> None:

@@ -208,3 +208,23 @@ async def test_one_scheduler_per_loop() -> None:
         assert scheduler_for(other) is not scheduler_for(loop)
     finally:
         other.close()
+
+
+async def test_lateness_is_how_late_the_most_overdue_token_was_and_fades_when_on_time_again() -> None:
+    scheduler = TokenScheduler()
+    loop = asyncio.get_running_loop()
+    assert scheduler.lateness(loop.time()) == 0.0  # nothing served yet
+    late = Recorder(scheduler)
+    scheduler.schedule(late.ticket, loop.time() + 0.01)
+    block_loop(0.2)  # the tick due in 10 ms runs about 190 ms late
+    await asyncio.sleep(0.01)
+    assert len(late.served) == 1
+    assert 0.15 < scheduler.lateness(loop.time()) < 1.0
+    # On time from now on: the late tick is forgotten after one to two windows.
+    punctual = Recorder(scheduler, every=0.02)
+    scheduler.schedule(punctual.ticket, loop.time() + 0.02)
+    await asyncio.sleep(1.1)
+    assert scheduler.lateness(loop.time()) < 0.1
+    scheduler.unschedule(punctual.ticket)
+    await asyncio.sleep(1.1)
+    assert scheduler.lateness(loop.time()) == 0.0  # idle: nothing is late

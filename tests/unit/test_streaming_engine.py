@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,6 +12,7 @@ import pytest
 
 from llmstream import ServerSentEvent
 from llmstream.hub import StreamHub
+from llmstream.scheduler import Ticket, scheduler_for
 from llmstream.streaming import Closing, EventStream, ResetStream, StreamOptions, default_final_event
 
 
@@ -199,3 +201,38 @@ async def test_a_source_failing_before_its_first_event_is_answered_with_the_requ
     start = send.messages[0]
     assert start["status"] == 500
     assert (b"x-request-id", b"req_def") in start["headers"]
+
+
+def hog_the_loop(seconds: float) -> None:
+    time.sleep(seconds)  # what a burst of other work on the same core does to the loop
+
+
+async def test_new_streams_are_refused_at_once_while_paced_tokens_run_late() -> None:
+    # Overload is shed, not queued: while the loop's paced tokens run later than max_lateness, a new
+    # stream gets 503 with Retry-After at once; once tokens are on time again, it is admitted.
+    loop = asyncio.get_running_loop()
+    scheduler = scheduler_for(loop)
+    hub = StreamHub(max_streams=10, options=StreamOptions(), max_lateness=0.1)
+
+    class Punctual:
+        def serve(self, now: float) -> float | None:
+            return now + 0.01
+
+    ticket = Ticket(Punctual())
+    scheduler.schedule(ticket, loop.time() + 0.01)
+    try:
+        hog_the_loop(0.3)  # the core is busy: the next tick is ~290 ms late
+        await asyncio.sleep(0.02)
+        refused = RecordingSend()
+        await EventStream(tokens(3), hub, options=hub.options).run(refused)
+        start = refused.messages[0]
+        assert start["status"] == 503
+        assert (b"retry-after", b"1") in start["headers"]
+        assert "overloaded" in json.loads(refused.messages[1]["body"])["error"]["message"]
+        assert hub.metrics.streams_rejected == 1
+        await asyncio.sleep(1.2)  # on time again for more than two lateness windows
+        admitted = RecordingSend()
+        await EventStream(tokens(3), hub, options=hub.options).run(admitted)
+        assert admitted.messages[0]["status"] == 200
+    finally:
+        scheduler.unschedule(ticket)
