@@ -12,6 +12,7 @@ writes (`benchstacks/null_server.py`); a stack's figure far below it measured th
 
 Scenarios (issue 7's goals in brackets):
   unpaced   100 streams of 2,000 tokens, no pacing: events/s delivered              [>= 150,000/s]
+  starts    one-token streams back to back on 20 connections: streams started per second
   paced     2,000 streams x 20 tokens/s: events/s and token lateness p50/p99     [>= 39,000/s, p99 <= 10 ms]
   capacity  llmstream only: the most paced streams that still keep lateness p99 <= 10 ms
   idle      server memory per open stream waiting for its first token, 10,000 streams   [<= 12 KiB]
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import statistics
@@ -44,7 +46,7 @@ from streamload.leanclient import ClientPlan, Tally, run_client
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADTESTS = ROOT / "loadtests"
-SCENARIOS = ("unpaced", "paced", "capacity", "idle", "overload")
+SCENARIOS = ("unpaced", "starts", "paced", "capacity", "idle", "overload")
 PY = sys.executable
 
 
@@ -76,8 +78,9 @@ class Sizes:
     unpaced_streams: int = 100
     unpaced_tokens: int = 2_000
     paced_streams: int = 2_000
-    paced_tokens: int = 200
+    paced_tokens: int = 200  # at least; a paced stream lasts past the measured window (paced_plan)
     tokens_per_s: float = 20.0
+    start_rate: float = 250.0  # paced streams opened per second during the ramp
     idle_streams: int = 10_000
     measure_s: float = 8.0
     warmup_s: float = 2.0
@@ -200,13 +203,36 @@ def unpaced(stack: Stack, sizes: Sizes, log: Path) -> dict[str, float]:
             "errors": len(tally.errors)}  # fmt: skip
 
 
+def starts(stack: Stack, sizes: Sizes, log: Path) -> dict[str, float]:
+    """One-token streams back to back on 20 connections: what starting a stream costs (request
+    handling, planning, the first and last writes), which paced runs keep out of their window."""
+    with serving(stack, log) as (port, _):
+        fields = {"max_tokens": 1, "tokens_per_s": UNPACED}
+        plan = ClientPlan(
+            port, request_bytes(stack, fields), 20, measure_s=sizes.measure_s / 2,
+            ramp_s=0.2, warmup_s=sizes.warmup_s,
+        )  # fmt: skip
+        tally, _ = run_client_process(plan)
+    # One token per stream: the tokens of the window are its streams.
+    return {"streams/s": tally.tokens / plan.measure_s, "errors": len(tally.errors)}
+
+
+def paced_plan(port: int, stack: Stack, sizes: Sizes, streams: int) -> ClientPlan:
+    """``streams`` paced streams, opened at ``start_rate`` per second, each lasting past the measured
+    window: the window sees the steady state of that many streams, not their starts (a start costs
+    about as much as 40 token events; the `starts` scenario measures it)."""
+    ramp = max(sizes.ramp_s, streams / sizes.start_rate)
+    outlast = math.ceil((ramp + sizes.warmup_s + sizes.measure_s + 2) * sizes.tokens_per_s)
+    fields = {"max_tokens": max(sizes.paced_tokens, outlast), "tokens_per_s": sizes.tokens_per_s}
+    return ClientPlan(
+        port, request_bytes(stack, fields), streams, measure_s=sizes.measure_s,
+        ramp_s=ramp, warmup_s=sizes.warmup_s, tokens_per_s=sizes.tokens_per_s,
+    )  # fmt: skip
+
+
 def paced_figures(stack: Stack, sizes: Sizes, streams: int, log: Path) -> tuple[dict[str, float], Tally]:
     with serving(stack, log) as (port, _):
-        fields = {"max_tokens": sizes.paced_tokens, "tokens_per_s": sizes.tokens_per_s}
-        plan = ClientPlan(
-            port, request_bytes(stack, fields), streams, measure_s=sizes.measure_s,
-            ramp_s=sizes.ramp_s, warmup_s=sizes.warmup_s, tokens_per_s=sizes.tokens_per_s,
-        )  # fmt: skip
+        plan = paced_plan(port, stack, sizes, streams)
         tally, _ = run_client_process(plan)
     figures = {
         "events/s": tally.tokens / plan.measure_s,
@@ -351,7 +377,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nclient ceiling (a server that only writes): {ceiling['events/s']:,.0f} events/s, "
           f"client cpu {ceiling['client cpu %']:.0f}%", flush=True)  # fmt: skip
 
-    tables = {"unpaced": (unpaced, "events/s"), "paced": (paced, "events/s"), "idle": (idle, "KiB/stream")}
+    tables = {
+        "unpaced": (unpaced, "events/s"), "starts": (starts, "streams/s"), "paced": (paced, "events/s"),
+        "idle": (idle, "KiB/stream"),
+    }  # fmt: skip
     for scenario in [s for s in scenarios if s in tables]:
         run, figure = tables[scenario]
         rows: dict[str, list[dict[str, float]]] = {name: [] for name in stacks}
