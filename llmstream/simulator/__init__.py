@@ -26,7 +26,16 @@ from llmstream.simulator.faults import (
     parse_fault_pool,
     parse_faults,
 )
-from llmstream.simulator.plan import Ending, FinishReason, StreamPlan, Token, TokenKind, Usage, plan_stream
+from llmstream.simulator.plan import (
+    Ending,
+    FinishReason,
+    StreamPlan,
+    Token,
+    TokenKind,
+    Tokens,
+    Usage,
+    plan_stream,
+)
 from llmstream.simulator.profiles import MODELS, PROFILES, ModelProfile, get_profile
 from llmstream.simulator.request import Message, StreamRequest, stream_key
 from llmstream.simulator.resume import (
@@ -63,6 +72,7 @@ __all__ = [
     "StreamRequest",
     "Token",
     "TokenKind",
+    "Tokens",
     "UnknownModelError",
     "Usage",
     "count_message_tokens",

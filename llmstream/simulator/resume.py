@@ -15,6 +15,7 @@ from llmstream.simulator.errors import ResumeError
 from llmstream.simulator.plan import StreamPlan, plan_stream
 from llmstream.simulator.request import StreamRequest
 from llmstream.simulator.timing import rebase
+from llmstream.simulator.tokens import Tokens
 
 __all__ = ["event_id", "event_id_prefix", "parse_event_id", "plan_resumed", "resume_plan"]
 
@@ -48,12 +49,13 @@ def parse_event_id(last_event_id: str, expected_key: str) -> int:
 
 def resume_plan(plan: StreamPlan, after: int) -> StreamPlan:
     """``plan`` without the tokens up to index ``after``; the rest due from 0 ms, gaps kept."""
-    tail = tuple(t for t in plan.tokens if t.index > after)
-    start = tail[0].due_ms if tail else plan.end_ms
-    due = rebase([t.due_ms for t in tail] + [plan.end_ms], start)
+    tokens = plan.tokens
+    tail = tokens[min(max(after + 1 - tokens.first, 0), len(tokens)) :]
+    start = tail.due_ms[0] if tail else plan.end_ms
+    due = rebase([*tail.due_ms, plan.end_ms], start)
     return replace(
         plan,
-        tokens=tuple(t._replace(due_ms=d) for t, d in zip(tail, due, strict=False)),
+        tokens=Tokens(tail.texts, due[:-1], tail.kinds, first=tail.first),
         end_ms=due[-1],
         resumed_after=after,
     )

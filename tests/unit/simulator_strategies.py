@@ -15,6 +15,7 @@ from llmstream.simulator import (
     Message,
     StreamPlan,
     StreamRequest,
+    Tokens,
     parse_faults,
     plan_stream,
 )
@@ -67,7 +68,7 @@ def echo_plan(text: str = "Hello, world!", **options: Any) -> StreamPlan:
 def thinking_plan() -> StreamPlan:
     """The echo plan with its first two tokens turned into thinking, as the reasoning model streams."""
     plan = echo_plan()
-    tokens = tuple(t._replace(kind="thinking") if t.index < 2 else t for t in plan.completion)
+    tokens = Tokens.of(t._replace(kind="thinking") if t.index < 2 else t for t in plan.completion)
     usage = dataclasses.replace(plan.usage, reasoning_tokens=2)
     return dataclasses.replace(
         plan, profile=PROFILES["reasoning"], completion=tokens, tokens=tokens, usage=usage
