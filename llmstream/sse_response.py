@@ -7,6 +7,7 @@ the response from the first header to the last byte.
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
@@ -81,6 +82,11 @@ def install(app: Quart, hub: StreamHub) -> None:
 
     @app.before_serving
     async def _ready() -> None:
+        # Everything built so far (modules, the app, its routes and templates) lives as long as the
+        # process: freezing it takes it out of every later full collection, which would otherwise
+        # walk it each time, with every paced token waiting (CPython's gc.freeze docs).
+        gc.collect()
+        gc.freeze()
         # One line per worker process, once it serves: with --workers, the log shows each one come up.
         logging.getLogger("llmstream.stream").info("ready: up to %d open streams", hub.max_streams)
 
