@@ -39,6 +39,11 @@ class Sink(Protocol):
         """Take one event (its encoded bytes); False when that filled the buffer."""
         ...
 
+    def flush(self) -> None:
+        """Send what was offered since the last flush: the source calls it once it has offered all
+        that is due, so that events due together leave in one write."""
+        ...
+
     def end(self, error: BaseException | None = None) -> None:
         """No more events: complete (None), failed (`error`) or abruptly cut (a `ResetStream`)."""
         ...
@@ -48,7 +53,8 @@ class PushedSource(abc.ABC):
     """A source that delivers its events itself, with no task of its own.
 
     The stream calls `start(sink)` once, when it opens; the source then calls `sink.offer(data)` for
-    each event and `sink.end(error)` once, after the last. An offer that returns False took the event
+    each event, `sink.flush()` after each batch of offers (what is due at one moment), and
+    `sink.end(error)` once, after the last. An offer that returns False took the event
     but leaves no room for another: the source must wait for `resume()`, which the stream calls once
     the writer has taken the buffer. `close()` ends the delivery for good (the client left, the server
     shuts down, the stream is finished) and lets go of the sink; it may be called more than once, and

@@ -88,6 +88,12 @@ class PacedSource(PushedSource):
         if sink is None:
             return None
         try:
+            return self._offer_due(sink, now)
+        finally:
+            sink.flush()
+
+    def _offer_due(self, sink: Sink, now: float) -> float | None:
+        try:
             item = self._next
             while True:
                 if item is None:

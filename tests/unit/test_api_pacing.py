@@ -46,10 +46,14 @@ class Arrivals:
         self.arrivals: list[tuple[float, bytes]] = []
         self.room = room
         self.ended: asyncio.Future[BaseException | None] = self.loop.create_future()
+        self.flushed: list[int] = []  # how many events had arrived at each flush
 
     def offer(self, data: bytes) -> bool:
         self.arrivals.append((self.loop.time() - self.start, data))
         return self.room is None or len(self.arrivals) < self.room
+
+    def flush(self) -> None:
+        self.flushed.append(len(self.arrivals))
 
     def end(self, error: BaseException | None = None) -> None:
         self.ended.set_result(error)
@@ -64,6 +68,18 @@ async def run_paced(source: PacedSource, room: int | None = None) -> Arrivals:
     source.start(sink)
     assert await asyncio.wait_for(sink.ended, 5) is None
     return sink
+
+
+async def test_events_due_together_are_flushed_together_and_every_offer_is_flushed() -> None:
+    # The stream writes at a flush: an instant answer (everything due at once) must reach it as one
+    # batch, and a paced one must be flushed as each token falls due, never left waiting.
+    answer = plan(model="instant", max_tokens=12)
+    instant = await run_paced(paced(events_of(answer), answer))
+    assert instant.flushed[0] == len(instant.arrivals) == 14  # start, 12 tokens, finish
+    regular = plan(ttft_ms=20, tokens_per_s=50, jitter=0, max_tokens=5)
+    arrivals = await run_paced(paced(events_of(regular), regular))
+    assert arrivals.flushed[-1] == len(arrivals.arrivals)
+    assert len(set(arrivals.flushed)) >= 5  # a flush after each token that fell due on its own
 
 
 async def test_events_leave_at_their_due_times() -> None:
@@ -370,3 +386,130 @@ async def test_the_send_time_is_the_time_of_the_write_not_of_the_plan() -> None:
         previous = wall
     assert len(stamps) >= 2
     assert indices(send.body) == list(range(len(quick.tokens)))
+
+
+class TaskNotingSend(RecordingSend):
+    """Notes, for each message, whether a task sent it (the writer) or the scheduler's tick did."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.from_task: list[bool] = []
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        self.from_task.append(asyncio.current_task() is not None)
+        await super().__call__(message)
+
+
+async def test_paced_tokens_are_written_by_the_tick_itself_when_the_send_need_not_wait() -> None:
+    regular = plan(ttft_ms=0, tokens_per_s=100, jitter=0, max_tokens=10)
+    send = TaskNotingSend()
+    await asyncio.wait_for(new_stream(paced(events_of(regular), regular)).run(send), 5)
+    assert indices(send.body) == list(range(10))
+    token_writes = [
+        from_task
+        for message, from_task in zip(send.messages, send.from_task, strict=True)
+        if b'"index"' in message.get("body", b"")
+    ]
+    # Token 0 is due at once and leaves with the response's start; the later ones, due while the
+    # writer waited, are sent from the tick with no task woken for them.
+    assert token_writes.count(False) >= 8
+
+
+class YieldingSend(RecordingSend):
+    """A server whose every body write takes a turn of the loop (a task of its own writes)."""
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        await asyncio.sleep(0)
+        await super().__call__(message)
+
+
+async def test_a_send_that_waits_is_finished_by_the_writer_with_nothing_lost_or_reordered() -> None:
+    regular = plan("fast", ttft_ms=0, tokens_per_s=200, jitter=0, max_tokens=40)
+    assert len(regular.tokens) == 40
+    send = YieldingSend()
+    stream = new_stream(paced(events_of(regular), regular))
+    await asyncio.wait_for(stream.run(send), 5)
+    assert indices(send.body) == list(range(40))
+    assert stream.reason == "complete"
+    assert stream.events_sent == 42  # start, 40 tokens, finish
+    assert send.messages[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+
+
+class FailingSend(RecordingSend):
+    """A connection that breaks at the `fail_at`-th body write."""
+
+    def __init__(self, fail_at: int) -> None:
+        super().__init__()
+        self.fail_at = fail_at
+        self.body_writes = 0
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            self.body_writes += 1
+            if self.body_writes == self.fail_at:
+                raise OSError("connection reset by peer")
+        await super().__call__(message)
+
+
+async def test_a_send_failing_in_the_tick_ends_the_stream_as_an_error_and_unschedules_it() -> None:
+    regular = plan(ttft_ms=0, tokens_per_s=100, jitter=0, max_tokens=30)
+    source = paced(events_of(regular), regular)
+    send = FailingSend(fail_at=5)
+    stream = new_stream(source)
+    await asyncio.wait_for(stream.run(send), 5)
+    assert stream.reason == "error"
+    assert send.body_writes == 5  # nothing written after the failure, no final event
+    assert not source.scheduled
+    assert stream.hub.open == set()
+
+
+class LateBlockingSend(RecordingSend):
+    """A client whose socket fills up mid-stream: from the 6th message on, writes wait for `release`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.release = asyncio.Event()
+        self.blocked = asyncio.Event()
+        self.blocked_in_tick = False
+        self.cancelled = False
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if len(self.messages) >= 5 and not self.release.is_set():
+            self.blocked_in_tick = asyncio.current_task() is None
+            self.blocked.set()
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.cancelled = True
+                raise
+        await super().__call__(message)
+
+
+async def test_a_client_leaving_while_its_send_waits_in_the_writer_cancels_that_send() -> None:
+    longer = plan("fast", ttft_ms=0, tokens_per_s=100, jitter=0, max_tokens=90)
+    source = paced(events_of(longer), longer)
+    send = LateBlockingSend()
+    stream = new_stream(source)
+    running = asyncio.create_task(stream.run(send))
+    await asyncio.wait_for(send.blocked.wait(), 5)
+    assert send.blocked_in_tick  # begun by the tick, then handed to the writer to wait in
+    await asyncio.sleep(0.05)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert send.cancelled  # the waiting send saw the cancellation, as an awaited one would
+    assert stream.reason == "client_disconnected"
+    assert not source.scheduled
+
+
+async def test_a_send_that_waited_in_the_writer_completes_and_the_stream_goes_on() -> None:
+    longer = plan("fast", ttft_ms=0, tokens_per_s=200, jitter=0, max_tokens=60)
+    send = LateBlockingSend()
+    stream = new_stream(paced(events_of(longer), longer))
+    running = asyncio.create_task(stream.run(send))
+    await asyncio.wait_for(send.blocked.wait(), 5)
+    await asyncio.sleep(0.05)
+    send.release.set()
+    await asyncio.wait_for(running, 5)
+    assert indices(send.body) == list(range(60))
+    assert stream.reason == "complete"
