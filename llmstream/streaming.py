@@ -23,11 +23,6 @@ Why this shape:
   schedule, until the writer has taken the buffer and calls `resume()`.
 - Events that are ready together leave in one write (coalescing): with an instant source, up to
   `buffer_events` events share one ASGI message.
-- A pushed source's events are written by the scheduler's tick itself when the writer is idle
-  (`flush`): the send is started right there and, as with Uvicorn's sends when the socket takes the
-  bytes, finishes without waiting, so a paced token costs no task wake-up. A send that has to wait
-  (a slow client, a server that writes from a task of its own) is handed to the writer task, which
-  finishes it as if it had made the call, and from then on that stream's writes go through it.
 - No per-event timer, lock or task: heartbeats, write timeouts and max durations are all checked by one
   periodic watchdog per app, which compares counters the writer bumps.
 - A client disconnect reaches us as CancelledError (Quart cancels the handler task when the server
@@ -42,7 +37,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -155,11 +150,6 @@ class EventStream:
         self._refused = False  # a PushedSource waits for resume()
         self._producer: asyncio.Task[None] | None = None
         self._task: asyncio.Task[Any] | None = None
-        # Writes made at once by `flush` (the ASGI send, once the response has started), a write of
-        # theirs that has to wait (for the writer to finish) and a failed one (for it to raise).
-        self._direct: Send | None = None
-        self._handoff: tuple[Awaitable[Any], bytes, int] | None = None
-        self._send_failure: BaseException | None = None
         # Progress counters the watchdog reads: no clock reads on the per-event path.
         self._writes = 0
         self._in_send = False
@@ -202,12 +192,7 @@ class EventStream:
                 return
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await self._write(send, self._opening(), 0)
-            if self._pushed is not None:
-                self._direct = send
-            try:
-                await self._pump(send)
-            finally:
-                self._direct = None
+            await self._pump(send)
             if self.reason == "reset":
                 return  # no final chunk: the server drops the connection mid-response
             final = self._final_bytes()
@@ -265,40 +250,15 @@ class EventStream:
         return True
 
     def flush(self) -> None:
-        """Send what was offered: at once when the writer is idle, else through the writer."""
-        if not self._chunks:
-            return
-        wake = self._wake
-        if self._direct is None or self._refused or wake is None or wake.done():
-            self._wake_writer()  # busy, not started, or the source must be resumed by the writer
-            return
-        chunks, events = self._chunks, self._pending_events
-        self._chunks, self._pending_events = [], 0
-        self._write_now(chunks[0] if len(chunks) == 1 else b"".join(chunks), events)
+        """The source has offered all that is due now: wake the writer once for all of it.
 
-    def _write_now(self, body: bytes, events: int) -> None:
-        assert self._direct is not None
-        if self._send_times:
-            body = fill_send_times(body, time.time())
-        sending = self._direct({"type": "http.response.body", "body": body, "more_body": True})
-        if not isinstance(sending, Coroutine):
-            self._hand_off(sending, body, events)  # an awaitable of another kind: the writer awaits it
-            return
-        try:
-            waiting_for = sending.send(None)
-        except StopIteration:
-            self._wrote(body, events)  # sent, with no wait: the common case
-        except BaseException as exc:
-            # Raised in the writer task instead, where run() handles a failed send.
-            self._send_failure = exc
+        Writing from here, inside the scheduler's tick, would save the writer's wake-up, and was
+        tried: the send completes at once with Uvicorn, yet the server's CPU per paced token rose by
+        a sixth (800 streams x 20 tokens/s: 67-76% of a core against 58-59%; cause not found), so the
+        writer task makes every write.
+        """
+        if self._chunks:
             self._wake_writer()
-        else:
-            self._hand_off(_finish_send(sending, waiting_for), body, events)
-
-    def _hand_off(self, sending: Awaitable[Any], body: bytes, events: int) -> None:
-        self._handoff = (sending, body, events)
-        self._direct = None  # this stream's sends wait: from now on the writer makes them
-        self._wake_writer()
 
     def end(self, error: BaseException | None = None) -> None:
         """The source has delivered its last event (`error`: how it failed, or a ResetStream)."""
@@ -338,16 +298,7 @@ class EventStream:
     async def _pump(self, send: Send) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if self._send_failure is not None:
-                raise self._send_failure
-            if self._handoff is not None:
-                sending, body, events = self._handoff
-                self._handoff = None
-                self._in_send = True
-                await sending
-                self._in_send = False
-                self._wrote(body, events)
-            elif self._chunks:
+            if self._chunks:
                 chunks, events = self._chunks, self._pending_events
                 self._chunks, self._pending_events = [], 0
                 space, self._space = self._space, None
@@ -374,9 +325,6 @@ class EventStream:
         self._in_send = True
         await send({"type": "http.response.body", "body": body, "more_body": True})
         self._in_send = False
-        self._wrote(body, events)
-
-    def _wrote(self, body: bytes, events: int) -> None:
         self._writes += 1
         self.events_sent += events
         self.bytes_sent += len(body)
@@ -396,11 +344,6 @@ class EventStream:
         if self._state == "finished":
             return
         self._state = "finished"
-        if self._handoff is not None:  # a send the writer never got to finish
-            sending = self._handoff[0]
-            self._handoff = None
-            if isinstance(sending, Coroutine):
-                sending.close()
         reason: CloseReason = self.reason or "error"
         producer = self._producer
         if producer is not None:
@@ -470,32 +413,6 @@ class EventStream:
         retry_ms = round(base * random.uniform(0.5, 1.5)) if self.reason == "server_shutdown" else base
         event = self.final_event(Closing(self.reason, self.stream_id, retry_ms, self._error))
         return b"" if event is None else event.encode()
-
-
-async def _finish_send(sending: Coroutine[Any, Any, Any], waiting_for: Any) -> None:
-    """Finish a send that `_write_now` started by hand and that stopped at ``waiting_for`` (what it
-    yielded): wait for that, resume the send with the outcome, until it returns. This is what an
-    asyncio Task does with a coroutine it runs (a future to wait for, or None for one turn of the
-    loop), so the send sees its waits end, fail or get cancelled exactly as if it had been awaited."""
-    while True:
-        try:
-            if waiting_for is None:
-                await asyncio.sleep(0)  # a bare yield: one turn of the loop
-            else:
-                # What Task.__step does with a future a coroutine yields: take it (clear the mark
-                # that it was yielded, or awaiting it again fails) and wake when it is done.
-                waiting_for._asyncio_future_blocking = False
-                await waiting_for
-        except BaseException as exc:  # the wait failed or this task was cancelled: the send decides
-            try:
-                waiting_for = sending.throw(exc)
-            except StopIteration:
-                return
-            continue
-        try:
-            waiting_for = sending.send(None)
-        except StopIteration:
-            return
 
 
 async def _aclose_quietly(source: object, stream_id: str) -> None:

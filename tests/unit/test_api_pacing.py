@@ -388,33 +388,6 @@ async def test_the_send_time_is_the_time_of_the_write_not_of_the_plan() -> None:
     assert indices(send.body) == list(range(len(quick.tokens)))
 
 
-class TaskNotingSend(RecordingSend):
-    """Notes, for each message, whether a task sent it (the writer) or the scheduler's tick did."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.from_task: list[bool] = []
-
-    async def __call__(self, message: dict[str, Any]) -> None:
-        self.from_task.append(asyncio.current_task() is not None)
-        await super().__call__(message)
-
-
-async def test_paced_tokens_are_written_by_the_tick_itself_when_the_send_need_not_wait() -> None:
-    regular = plan(ttft_ms=0, tokens_per_s=100, jitter=0, max_tokens=10)
-    send = TaskNotingSend()
-    await asyncio.wait_for(new_stream(paced(events_of(regular), regular)).run(send), 5)
-    assert indices(send.body) == list(range(10))
-    token_writes = [
-        from_task
-        for message, from_task in zip(send.messages, send.from_task, strict=True)
-        if b'"index"' in message.get("body", b"")
-    ]
-    # Token 0 is due at once and leaves with the response's start; the later ones, due while the
-    # writer waited, are sent from the tick with no task woken for them.
-    assert token_writes.count(False) >= 8
-
-
 class YieldingSend(RecordingSend):
     """A server whose every body write takes a turn of the loop (a task of its own writes)."""
 
@@ -451,7 +424,7 @@ class FailingSend(RecordingSend):
         await super().__call__(message)
 
 
-async def test_a_send_failing_in_the_tick_ends_the_stream_as_an_error_and_unschedules_it() -> None:
+async def test_a_failing_send_ends_the_stream_as_an_error_and_unschedules_it() -> None:
     regular = plan(ttft_ms=0, tokens_per_s=100, jitter=0, max_tokens=30)
     source = paced(events_of(regular), regular)
     send = FailingSend(fail_at=5)
@@ -470,12 +443,10 @@ class LateBlockingSend(RecordingSend):
         super().__init__()
         self.release = asyncio.Event()
         self.blocked = asyncio.Event()
-        self.blocked_in_tick = False
         self.cancelled = False
 
     async def __call__(self, message: dict[str, Any]) -> None:
         if len(self.messages) >= 5 and not self.release.is_set():
-            self.blocked_in_tick = asyncio.current_task() is None
             self.blocked.set()
             try:
                 await self.release.wait()
@@ -492,7 +463,6 @@ async def test_a_client_leaving_while_its_send_waits_in_the_writer_cancels_that_
     stream = new_stream(source)
     running = asyncio.create_task(stream.run(send))
     await asyncio.wait_for(send.blocked.wait(), 5)
-    assert send.blocked_in_tick  # begun by the tick, then handed to the writer to wait in
     await asyncio.sleep(0.05)
     running.cancel()
     with pytest.raises(asyncio.CancelledError):
