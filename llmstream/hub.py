@@ -31,7 +31,7 @@ class Refusal(NamedTuple):
     retry_after: int
 
 
-DEFAULT_MAX_LATENESS = 0.25  # seconds
+DEFAULT_MAX_LATENESS = 0.05  # seconds (config.Settings.max_lateness)
 
 
 class StreamHub:

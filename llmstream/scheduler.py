@@ -15,9 +15,12 @@ millisecond rather than one timer per token. No event is served early, and none 
 quantum plus the loop's own latency.
 
 The scheduler also knows how late it is: a tick serves the earliest entry first, so `now - due` of
-that entry is the lateness of the most overdue token at that moment. `lateness(now)` reports the
-worst over the last half second or so; admission (llmstream.hub) refuses new streams while it is
-high, which is how an overloaded core sheds load instead of making every stream late.
+that entry is the lateness of the most overdue token at that moment. `lateness(now)` reports how late
+tokens keep running: the smaller of the worst lateness of the latest `LATENESS_WINDOW` and of the one
+before. A single stall (a garbage collection, one slow request) is late in one window only and is
+ignored; a core with more streams than it can serve is late in every window. Admission
+(llmstream.hub) refuses new streams while it is high, which is how an overloaded core sheds load
+instead of making every stream late.
 
 Removing an entry is O(1): the ticket forgets its entry (`seq`), which the heap drops when it reaches
 the top or when stale entries outnumber live ones. When the last live entry goes, the heap is emptied
@@ -39,7 +42,7 @@ __all__ = ["QUANTUM", "Client", "Ticket", "TokenScheduler", "scheduler_for"]
 logger = logging.getLogger("llmstream.stream")
 
 QUANTUM = 0.001  # seconds between ticks that serve something; the most a tick adds to lateness
-LATENESS_WINDOW = 0.5  # seconds: lateness(now) is the worst seen over the last one to two windows
+LATENESS_WINDOW = 0.25  # seconds: lateness(now) needs two windows in a row to be late
 _COMPACT_AT = 64  # stale entries tolerated before they may outnumber live ones
 
 
@@ -93,13 +96,12 @@ class TokenScheduler:
         return self._timer is not None
 
     def lateness(self, now: float) -> float:
-        """How late (seconds) the most overdue token served recently was: the worst over the last one
-        to two `LATENESS_WINDOW`s before ``now`` (loop clock); 0 when nothing was served in them."""
+        """How late (seconds) tokens have kept running lately: the smaller of the worst lateness of
+        the latest window and of the window before it (``now``: loop clock); 0 once nothing was served
+        for a window."""
         if now >= self._window_end + LATENESS_WINDOW:
             return 0.0
-        if now >= self._window_end:
-            return self._late_now
-        return max(self._late_now, self._late_before)
+        return min(self._late_now, self._late_before)
 
     def _record_lateness(self, now: float, late: float) -> None:
         if now >= self._window_end:

@@ -85,7 +85,7 @@ class Sizes:
     measure_s: float = 8.0
     warmup_s: float = 2.0
     ramp_s: float = 2.0
-    capacity_steps: tuple[int, ...] = (1_000, 1_250, 1_500, 1_750, 2_000, 2_500, 3_000, 4_000)
+    capacity_steps: tuple[int, ...] = (250, 500, 750, 1_000, 1_250, 1_500, 2_000, 2_500, 3_000)
     lateness_limit_ms: float = 10.0
 
 

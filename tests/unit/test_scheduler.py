@@ -210,21 +210,23 @@ async def test_one_scheduler_per_loop() -> None:
         other.close()
 
 
-async def test_lateness_is_how_late_the_most_overdue_token_was_and_fades_when_on_time_again() -> None:
+async def test_lateness_is_how_late_tokens_keep_running_and_a_single_stall_is_not_counted() -> None:
     scheduler = TokenScheduler()
     loop = asyncio.get_running_loop()
     assert scheduler.lateness(loop.time()) == 0.0  # nothing served yet
-    late = Recorder(scheduler)
-    scheduler.schedule(late.ticket, loop.time() + 0.01)
-    block_loop(0.2)  # the tick due in 10 ms runs about 190 ms late
-    await asyncio.sleep(0.01)
-    assert len(late.served) == 1
+    punctual = Recorder(scheduler, every=0.01)
+    scheduler.schedule(punctual.ticket, loop.time() + 0.01)
+    await asyncio.sleep(0.6)
+    assert scheduler.lateness(loop.time()) < 0.05  # on time
+    block_loop(0.2)  # one stall, as a garbage collection makes: late in one window only
+    await asyncio.sleep(0.05)
+    assert scheduler.lateness(loop.time()) < 0.05
+    for _ in range(4):  # stalls in window after window: the core cannot keep up
+        block_loop(0.2)
+        await asyncio.sleep(0.06)
     assert 0.15 < scheduler.lateness(loop.time()) < 1.0
-    # On time from now on: the late tick is forgotten after one to two windows.
-    punctual = Recorder(scheduler, every=0.02)
-    scheduler.schedule(punctual.ticket, loop.time() + 0.02)
-    await asyncio.sleep(1.1)
-    assert scheduler.lateness(loop.time()) < 0.1
+    await asyncio.sleep(0.6)  # on time again for two windows
+    assert scheduler.lateness(loop.time()) < 0.05
     scheduler.unschedule(punctual.ticket)
-    await asyncio.sleep(1.1)
+    await asyncio.sleep(0.6)
     assert scheduler.lateness(loop.time()) == 0.0  # idle: nothing is late
