@@ -45,7 +45,7 @@ class StreamHub:
         self.options = options
         self.open: set[EventStream] = set()
         self.shutting_down = False
-        self.metrics = StreamMetrics(open_streams=lambda: len(self.open))
+        self.metrics = StreamMetrics(open_streams=lambda: len(self.open), token_lateness=self.lateness)
         self._watchdog: asyncio.Task[None] | None = None
         self._tick = _tick_for(options)
 
@@ -56,11 +56,15 @@ class StreamHub:
             return Refusal("the server is shutting down", max(1, round(retry_ms / 1000)))
         if len(self.open) >= self.max_streams:
             return Refusal(f"too many open streams (at most {self.max_streams})", 1)
-        loop = asyncio.get_running_loop()
-        late = scheduler_for(loop).lateness(loop.time())
+        late = self.lateness()
         if late > self.max_lateness:
             return Refusal(f"overloaded: tokens are running {late * 1000:.0f} ms late", 1)
         return None
+
+    def lateness(self) -> float:
+        """How late (seconds) this loop's paced tokens keep running (llmstream.scheduler)."""
+        loop = asyncio.get_running_loop()
+        return scheduler_for(loop).lateness(loop.time())
 
     def admit(self, stream: EventStream) -> Refusal | None:
         """Take ``stream`` in; or, counted as a rejection, why not."""

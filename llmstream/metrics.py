@@ -30,13 +30,15 @@ _DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600
 class StreamMetrics:
     """What the engine counts; `render()` gives the Prometheus text exposition."""
 
-    def __init__(self, open_streams: Callable[[], int]) -> None:
+    def __init__(
+        self, open_streams: Callable[[], int], token_lateness: Callable[[], float] = lambda: 0.0
+    ) -> None:
         self.events_sent = 0
         self.bytes_sent = 0
         self.streams_rejected = 0
         self.closed: Tally[str] = Tally(dict.fromkeys(CLOSE_REASONS, 0))
         self.registry = CollectorRegistry(auto_describe=True)
-        self.registry.register(_EngineCollector(self, open_streams))
+        self.registry.register(_EngineCollector(self, open_streams, token_lateness))
         self.durations = Histogram(
             "llmstream_stream_duration_seconds",
             "Seconds from a stream's first byte to its close.",
@@ -53,17 +55,27 @@ class StreamMetrics:
 
 
 class _EngineCollector(Collector):
-    def __init__(self, metrics: StreamMetrics, open_streams: Callable[[], int]) -> None:
+    def __init__(
+        self, metrics: StreamMetrics, open_streams: Callable[[], int], token_lateness: Callable[[], float]
+    ) -> None:
         self._metrics = metrics
         self._open_streams = open_streams
+        self._token_lateness = token_lateness
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         m = self._metrics
         yield GaugeMetricFamily("llmstream_open_streams", "Streams open now.", value=self._open_streams())
+        yield GaugeMetricFamily(
+            "llmstream_token_lateness_seconds",
+            "How late paced tokens keep running (above --max-lateness, new streams are refused).",
+            value=self._token_lateness(),
+        )
         yield CounterMetricFamily("llmstream_events_sent", "SSE events written.", value=m.events_sent)
         yield CounterMetricFamily("llmstream_bytes_sent", "Bytes of SSE bodies written.", value=m.bytes_sent)
         yield CounterMetricFamily(
-            "llmstream_streams_rejected", "Streams refused with 503 at the cap.", value=m.streams_rejected
+            "llmstream_streams_rejected",
+            "Streams refused with 503: at the cap, overloaded or shutting down.",
+            value=m.streams_rejected,
         )
         closed = CounterMetricFamily(
             "llmstream_streams_closed", "Streams closed, by reason.", labels=["reason"]

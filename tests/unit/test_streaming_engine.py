@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -231,6 +232,9 @@ async def test_new_streams_are_refused_at_once_while_paced_tokens_run_late() -> 
         assert (b"retry-after", b"1") in start["headers"]
         assert "overloaded" in json.loads(refused.messages[1]["body"])["error"]["message"]
         assert hub.metrics.streams_rejected == 1
+        lateness = re.search(rb"^llmstream_token_lateness_seconds ([0-9.e-]+)$", hub.metrics.render(), re.M)
+        assert lateness is not None
+        assert float(lateness[1]) > 0.1
         await asyncio.sleep(0.7)  # on time again for more than two lateness windows
         admitted = RecordingSend()
         await EventStream(tokens(3), hub, options=hub.options).run(admitted)
