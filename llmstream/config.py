@@ -35,7 +35,7 @@ class Settings:
     write_timeout: float = 30.0
     max_duration: float | None = None
     max_streams: int = 10_000
-    max_lateness: float = 0.05
+    max_lateness: float = 0.25
     retry_ms: int = 3_000
     max_body_bytes: int = 4_194_304
     log_level: str = "info"

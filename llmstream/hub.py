@@ -31,7 +31,11 @@ class Refusal(NamedTuple):
     retry_after: int
 
 
-DEFAULT_MAX_LATENESS = 0.05  # seconds (config.Settings.max_lateness)
+# Seconds (config.Settings.max_lateness). 0.05 sheds overload more fairly (docs/performance.md), but a
+# load generator on the same machine can hold a busy server's tokens 0.1 s late without overloading
+# it (CI's Locust smoke: 320 streams, three Locust processes beside the server on 2 cores), and a
+# mock that answers 503 there would fail the test it serves.
+DEFAULT_MAX_LATENESS = 0.25
 
 
 class StreamHub:
