@@ -66,8 +66,12 @@ class StreamHub:
         return None
 
     def lateness(self) -> float:
-        """How late (seconds) this loop's paced tokens keep running (llmstream.scheduler)."""
-        loop = asyncio.get_running_loop()
+        """How late (seconds) this loop's paced tokens keep running (llmstream.scheduler); 0 outside
+        a running loop (the metrics registry reads its gauges once when the app is built)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return 0.0
         return scheduler_for(loop).lateness(loop.time())
 
     def admit(self, stream: EventStream) -> Refusal | None:
