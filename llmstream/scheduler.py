@@ -14,8 +14,11 @@ start times fall due every few µs, and one tick then serves all that fell due d
 millisecond rather than one timer per token. No event is served early, and none later than about one
 quantum plus the loop's own latency.
 
-The scheduler also knows how late it is: a tick serves the earliest entry first, so `now - due` of
-that entry is the lateness of the most overdue token at that moment. `lateness(now)` reports how late
+The scheduler also knows how late it is: a tick serves entries in order of due time, so `now - due`
+of the first paced one is the lateness of the most overdue token at that moment. Only entries asked
+for at least `QUANTUM` ahead count as paced: an unpaced stream (the `instant` profile, or any rate
+above 1,000 tokens/s) asks for its next token at once, is always "behind" a schedule no core could
+keep, and sharing the core with others is all it can expect. `lateness(now)` reports how late
 tokens keep running: the smaller of the worst lateness of the latest `LATENESS_WINDOW` and of the one
 before. A single stall (a garbage collection, one slow request) is late in one window only and is
 ignored; a core with more streams than it can serve is late in every window. Admission
@@ -59,11 +62,12 @@ class Client(Protocol):
 class Ticket:
     """A client's place in one scheduler: at most one entry at a time."""
 
-    __slots__ = ("client", "seq")
+    __slots__ = ("client", "paced", "seq")
 
     def __init__(self, client: Client) -> None:
         self.client = client
         self.seq = 0  # the sequence number of its live heap entry; 0 when it has none
+        self.paced = False  # its entry was asked for at least a quantum ahead: its lateness counts
 
     @property
     def scheduled(self) -> bool:
@@ -114,7 +118,7 @@ class TokenScheduler:
 
     def schedule(self, ticket: Ticket, due: float) -> None:
         """Serve `ticket`'s client at `due` (loop clock), replacing any time it was scheduled for."""
-        self._push(ticket, due)
+        self._push(ticket, due, asyncio.get_running_loop().time())
         if due < self._timer_at:
             self._arm(due)
 
@@ -133,7 +137,8 @@ class TokenScheduler:
             self._heap[:] = [entry for entry in self._heap if entry[2].seq == entry[1]]
             heapq.heapify(self._heap)
 
-    def _push(self, ticket: Ticket, due: float) -> None:
+    def _push(self, ticket: Ticket, due: float, now: float) -> None:
+        ticket.paced = due - now >= self.quantum
         if not ticket.seq:
             self._live += 1
         seq = ticket.seq = next(self._numbers)
@@ -145,15 +150,16 @@ class TokenScheduler:
         now = asyncio.get_running_loop().time()
         heap = self._heap
         again: list[tuple[Ticket, float]] = []
-        served = False
+        served = measured = False
         while heap and heap[0][0] <= now:
             was_due, seq, ticket = heapq.heappop(heap)
             if ticket.seq != seq:
                 continue  # unscheduled or rescheduled since
             ticket.seq = 0
             self._live -= 1
-            if not served:  # the earliest entry served: the most overdue
-                served = True
+            served = True
+            if not measured and ticket.paced:  # the earliest paced entry: the most overdue
+                measured = True
                 self._record_lateness(now, now - was_due)
             try:
                 next_due = ticket.client.serve(now)
@@ -167,7 +173,7 @@ class TokenScheduler:
         # Pushed after the loop, so that a client asking for `now` again waits for the next tick
         # instead of spinning this one; and armed once, for the earliest entry.
         for ticket, due in again:
-            self._push(ticket, due)
+            self._push(ticket, due, now)
         while heap and heap[0][2].seq != heap[0][1]:
             heapq.heappop(heap)
         if heap:

@@ -230,3 +230,23 @@ async def test_lateness_is_how_late_tokens_keep_running_and_a_single_stall_is_no
     scheduler.unschedule(punctual.ticket)
     await asyncio.sleep(0.6)
     assert scheduler.lateness(loop.time()) == 0.0  # idle: nothing is late
+
+
+async def test_unpaced_streams_do_not_count_as_late_however_busy_the_core() -> None:
+    # Regression: 100 unpaced streams (1,000,000 tokens/s asked) kept the core busy, their every
+    # token counted as late, and admission refused every new stream as overloaded (bench: 0 events/s).
+    scheduler = TokenScheduler()
+    loop = asyncio.get_running_loop()
+
+    class Unpaced:
+        def serve(self, now: float) -> float | None:
+            return now + 1e-6  # the next token at once: no schedule a core could keep
+
+    ticket = Ticket(Unpaced())
+    scheduler.schedule(ticket, loop.time())
+    for _ in range(4):  # the core is busy window after window
+        block_loop(0.2)
+        await asyncio.sleep(0.06)
+    assert scheduler.ticks > 4
+    assert scheduler.lateness(loop.time()) == 0.0
+    scheduler.unschedule(ticket)
