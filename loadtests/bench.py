@@ -1,6 +1,6 @@
 """make bench: llmstream against the common ways of streaming SSE, on the same machine, in one run.
 
-    python loadtests/bench.py                  # everything (about 10 minutes on 2 cores)
+    python loadtests/bench.py                  # everything (about 11 minutes on 2 cores)
     python loadtests/bench.py --quick          # a smoke of the harness (what CI runs)
     python loadtests/bench.py --only unpaced,paced --rounds 5
 
