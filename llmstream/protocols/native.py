@@ -39,7 +39,6 @@ __all__ = [
     "start_event",
     "status_for",
     "stream_events",
-    "token_event",
 ]
 
 _STATUS: dict[ErrorKind, int] = {
@@ -77,11 +76,6 @@ def start_event(plan: StreamPlan, *, created: int, request_id: str) -> ServerSen
     if plan.resumed_after is not None:
         data["resumed_after"] = plan.resumed_after
     return ServerSentEvent.json(data, event="start")
-
-
-def token_event(token: Token, stream_key: str) -> ServerSentEvent:
-    """A ``token`` (or ``thinking``) event."""
-    return TokenEvents(stream_key)(token)
 
 
 class TokenEvents:

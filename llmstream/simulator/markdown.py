@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 from llmstream.simulator import vocabulary as vocab
@@ -160,25 +160,36 @@ class MarkdownWriter:
         )
 
     def table(self) -> str:
-        rng, rows = self.rng, range(self.rng.randint(2, 5))
+        rng, count = self.rng, self.rng.randint(2, 5)
         form = rng.randrange(3)
+        draw: Callable[[], list[str]]
         if form == 0:
             header = ["Option", "Strengths", "Drawbacks"]
-            cells = [self.fill("{a} {n}|{a}, {a2}|harder to {v}").split("|") for _ in rows]
+
+            def draw() -> list[str]:
+                return self.fill("{a} {n}|{a}, {a2}|harder to {v}").split("|")
+
         elif form == 1:
             header = ["Aspect", "What to check", "Typical value"]
             units = ("ms", "MB", "requests/s", "%", "s")
-            cells = [
-                [self.fill("{N}"), self.fill("{v} the {ns}"), f"{rng.randint(1, 500)} {rng.choice(units)}"]
-                for _ in rows
-            ]
+
+            def draw() -> list[str]:
+                return [
+                    self.fill("{N}"),
+                    self.fill("{v} the {ns}"),
+                    f"{rng.randint(1, 500)} {rng.choice(units)}",
+                ]
+
         else:
             left, right = self.topics[:2] if len(self.topics) > 1 else (self.main, "the alternative")
             header = ["Feature", left, right]
             marks = rng.choice((("✅", "❌", "⚠️ partly"), ("Yes", "No", "Partly")))
-            cells = [[self.fill("{N} support"), rng.choice(marks), rng.choice(marks)] for _ in rows]
+
+            def draw() -> list[str]:
+                return [self.fill("{N} support"), rng.choice(marks), rng.choice(marks)]
+
         align = rng.choice(("---", ":---"))
-        lines = [_row(header), _row([align] * 3)] + [_row(row) for row in cells]
+        lines = [_row(header), _row([align] * 3)] + [_row(row) for row in _distinct_rows(draw, count)]
         return "\n".join(lines)
 
     def quote(self) -> str:
@@ -187,6 +198,21 @@ class MarkdownWriter:
     def code(self, language: str) -> str:
         names = tuple(self.rng.sample(self.names, 2))
         return code_block(language, (names[0], names[1]), self.rng)
+
+
+def _distinct_rows(draw: Callable[[], list[str]], count: int) -> list[list[str]]:
+    """Up to ``count`` rows from ``draw`` whose first cells differ: a table that names one row twice
+    reads as a bug (and repeats a sentence verbatim). Bounded: a few draws per row, at least one row."""
+    rows: list[list[str]] = []
+    named: set[str] = set()
+    for _ in range(4 * count):
+        row = draw()
+        if row[0] not in named:
+            named.add(row[0])
+            rows.append(row)
+            if len(rows) == count:
+                break
+    return rows
 
 
 def _row(cells: Sequence[str]) -> str:

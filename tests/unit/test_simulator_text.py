@@ -157,3 +157,17 @@ def test_every_profile_but_echo_answers_with_the_same_text() -> None:
         for model in ("instant", "fast", "typical", "slow", "reasoning")
     }
     assert len(set(texts.values())) == 1
+
+
+def test_a_table_never_names_a_row_twice() -> None:
+    # Regression (found by Hypothesis in CI's profile): a comparison table listed
+    # "| Document support | Partly | Partly |" twice, a sentence repeated verbatim.
+    for seed in [10656, *range(300)]:
+        rows: list[str] = []
+        for line in [*answer("How do I implement server-sent events in Python?", seed).splitlines(), ""]:
+            if line.startswith("|"):
+                rows.append(line.split("|")[1].strip())
+            elif rows:
+                names = rows[2:]  # after the header and the alignment row
+                assert len(names) == len(set(names)), (seed, names)
+                rows = []
