@@ -60,6 +60,7 @@ def _setups(*names: str) -> list[Any]:
 
 ALL_SETUPS = _setups(*SERVER_SETUPS)
 MULTIPROCESS_SETUPS = _setups("uvicorn", "hypercorn-asyncio", "granian")
+SERVERS_CLOSING_IDLE_CONNECTIONS_AT_ONCE = {"uvicorn"}
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -206,11 +207,18 @@ async def test_sigterm_closes_every_open_stream_and_exits_0(setup: str, tmp_path
     with serving(setup, tmp_path) as server:
         run = await shutdown_with_open_streams(server, STREAMS_AT_SHUTDOWN, signal.SIGTERM)
     assert_clean_shutdown(run, server, STREAMS_AT_SHUTDOWN)
-    # The probe's connection was open before the signal; the first answer after it is "not ready", and
-    # nothing says "ready" again before the server is gone.
-    assert run.readyz[0] == 503, run.readyz
+    # The probe's connection was open before the signal. Nothing says "ready" after it, and the probe ends
+    # with the server gone.
     assert 200 not in run.readyz, run.readyz
     assert isinstance(run.readyz[-1], str), run.readyz
+    if setup in SERVERS_CLOSING_IDLE_CONNECTIONS_AT_ONCE:
+        # Uvicorn notices the signal on its next 0.1 s tick and then closes idle kept-alive connections
+        # (uvicorn/server.py `main_loop`, `shutdown`): on a busy machine the probe's first ask can come
+        # after that, and a closed connection is "not ready" too. CI saw ['ReadError'].
+        assert all(answer == 503 for answer in run.readyz[:-1]), run.readyz
+    else:
+        # The others keep idle connections open through the grace period: the first answer is "not ready".
+        assert run.readyz[0] == 503, run.readyz
 
 
 @pytest.mark.parametrize("setup", ALL_SETUPS)
