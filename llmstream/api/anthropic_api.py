@@ -152,7 +152,7 @@ async def messages() -> Response | EventStreamResponse:
         plan,
         DIALECT,
         stream=call.stream,
-        events=lambda created, request_id: anthropic.stream_events(
+        events=lambda created, request_id: anthropic.stream_items(
             plan, created=created, request_id=request_id
         ),
         timestamps=call.timestamps,

@@ -160,7 +160,7 @@ async def _answer(call: NativeCall, last_event_id: str | None) -> Response | Eve
         plan,
         DIALECT,
         stream=call.stream,
-        events=lambda created, request_id: native.stream_events(plan, created=created, request_id=request_id),
+        events=lambda created, request_id: native.stream_items(plan, created=created, request_id=request_id),
         timestamps=call.timestamps,
     )
 

@@ -32,7 +32,7 @@ from llmstream.api.requests import (
     text_of_parts,
     timing,
 )
-from llmstream.protocols import ErrorKind, Scheduled, openai
+from llmstream.protocols import ErrorKind, StreamItem, openai
 from llmstream.simulator import MODELS, InvalidRequestError, Message, StreamRequest, UnknownModelError
 from llmstream.sse import ServerSentEvent
 from llmstream.sse_response import EventStreamResponse
@@ -128,8 +128,8 @@ async def chat_completions() -> Response | EventStreamResponse:
     call = parse_call(await json_body(), request.headers)
     plan = plan_for(call.request, request.headers.get("Last-Event-ID") if call.stream else None)
 
-    def events(created: int, request_id: str) -> Iterable[Scheduled]:
-        return openai.stream_events(
+    def events(created: int, request_id: str) -> Iterable[StreamItem]:
+        return openai.stream_items(
             plan, include_usage=call.include_usage, created=created, request_id=request_id
         )
 

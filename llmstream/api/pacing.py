@@ -15,9 +15,10 @@ then, and its writer wakes once for all of them. Whatever is due already (the st
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import cast
 
-from llmstream.protocols import Scheduled
+from llmstream.protocols import Scheduled, StreamItem, TokenRun
 from llmstream.scheduler import Ticket, TokenScheduler, scheduler_for
 from llmstream.simulator import StreamPlan
 from llmstream.sources import SEND_TIME_SLOT, PushedSource, ResetStream, Sink
@@ -26,7 +27,7 @@ from llmstream.sse import ServerSentEvent
 __all__ = ["PacedSource", "paced", "send_time_slotted"]
 
 
-def paced(items: Iterable[Scheduled], plan: StreamPlan, *, timestamps: bool = False) -> PacedSource:
+def paced(items: Iterable[StreamItem], plan: StreamPlan, *, timestamps: bool = False) -> PacedSource:
     """``items`` at their due times; then, if the plan ends in a reset, an abrupt end of the connection.
 
     ``timestamps`` adds the send time ``t`` (Unix seconds) to every event that carries a token, so that a
@@ -42,12 +43,14 @@ class PacedSource(PushedSource):
     """Events offered to the stream at t0 + due_ms, by the running loop's TokenScheduler."""
 
     def __init__(
-        self, items: Iterable[Scheduled], *, ending: BaseException | None = None, timestamps: bool = False
+        self, items: Iterable[StreamItem], *, ending: BaseException | None = None, timestamps: bool = False
     ) -> None:
-        self._items: Iterator[Scheduled] = iter(items)
+        self._items: Iterator[StreamItem] = iter(items)
         self._ending = ending
         self.send_times = timestamps  # token events carry a send-time slot the stream fills
-        self._next: Scheduled | None = None  # taken from `items`, not yet due or not yet offered
+        self._next: StreamItem | None = None  # taken from `items`, not yet due or not yet offered
+        self._position = 0  # in a TokenRun `_next`: the next token to offer
+        self._render: Callable[[int, str], bytes] = _no_run
         self._sink: Sink | None = None
         self._scheduler: TokenScheduler | None = None
         self._ticket = Ticket(self)
@@ -102,16 +105,35 @@ class PacedSource(PushedSource):
                         self.close()
                         sink.end(self._ending)
                         return None
-                due = self._t0 + item.due_ms / 1000
+                    if item.__class__ is TokenRun:
+                        self._start_run(item)
+                if item.__class__ is TokenRun:
+                    # The hot loop: one token event per pass, rendered from the plan's own tuples.
+                    tokens = item.tokens
+                    due_ms, texts, first, render = tokens.due_ms, tokens.texts, tokens.first, self._render
+                    position, t0 = self._position, self._t0
+                    while position < len(due_ms):
+                        due = t0 + due_ms[position] / 1000
+                        if due > now:
+                            self._next, self._position = item, position
+                            return due
+                        data = render(first + position, texts[position])
+                        position += 1
+                        if not sink.offer(data):
+                            self._next, self._position = item, position
+                            return None  # the buffer is full: wait, unscheduled, for resume()
+                    self._next = item = None
+                    continue
+                scheduled = cast(Scheduled, item)
+                due = self._t0 + scheduled.due_ms / 1000
                 if due > now:
                     self._next = item
                     return due
-                self._next = None
-                if self.send_times and item.token is not None:
-                    data = send_time_slotted(item.event)  # the stream writes the time in as it sends
+                self._next = item = None
+                if self.send_times and scheduled.token is not None:
+                    data = send_time_slotted(scheduled.event)  # the stream writes the time in as it sends
                 else:
-                    data = item.event.encode()
-                item = None
+                    data = scheduled.event.encode()
                 if not sink.offer(data):
                     return None  # the buffer is full: wait, unscheduled, for resume()
         except Exception as exc:
@@ -119,9 +141,19 @@ class PacedSource(PushedSource):
             sink.end(exc)
             return None
 
+    def _start_run(self, run: TokenRun) -> None:
+        template = run.template
+        if self.send_times:  # token events carry a slot the stream fills with the time of the write
+            template = template.with_member("t", SEND_TIME_SLOT)
+        self._render, self._position = template.render, 0
+
     def _wait_for(self, due: float | None) -> None:
         if due is not None and self._scheduler is not None:
             self._scheduler.schedule(self._ticket, due)
+
+
+def _no_run(index: int, text: str) -> bytes:
+    raise AssertionError("a token rendered outside a TokenRun")  # pragma: no cover
 
 
 def send_time_slotted(event: ServerSentEvent) -> bytes:

@@ -19,7 +19,7 @@ from llmstream.api import fault_metrics
 from llmstream.api.error_shapes import ErrorRenderer, from_error_response, json_response
 from llmstream.api.pacing import paced
 from llmstream.hub import Refusal
-from llmstream.protocols import ErrorKind, ErrorResponse, Scheduled
+from llmstream.protocols import ErrorKind, ErrorResponse, StreamItem
 from llmstream.request_ids import request_id
 from llmstream.simulator import HttpFault, StreamPlan
 from llmstream.sse_response import EventStreamResponse, event_stream, hub_of
@@ -53,7 +53,7 @@ class Dialect:
 
 
 # The events of a stream, given the response's `created` time and request id.
-Events = Callable[[int, str], Iterable[Scheduled]]
+Events = Callable[[int, str], Iterable[StreamItem]]
 
 
 async def answer(

@@ -24,12 +24,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from llmstream.protocols.templates import TEXT, TokenTemplate
 from llmstream.protocols.wire import (
     ErrorKind,
     ErrorResponse,
     Scheduled,
+    StreamItem,
+    TokenRun,
     fault_message,
     midstream_error_message,
+    runs_by_kind,
+    scheduled,
     thinking_signature,
 )
 from llmstream.simulator import HttpFault, StreamPlan, TokenKind, event_id_prefix
@@ -45,6 +50,7 @@ __all__ = [
     "status_for",
     "stop_reason",
     "stream_events",
+    "stream_items",
 ]
 
 # kind -> (HTTP status, error.type), as api.anthropic.com answers.
@@ -78,6 +84,11 @@ def stop_reason(plan: StreamPlan) -> str:
 def stream_events(plan: StreamPlan, *, created: int, request_id: str) -> Iterator[Scheduled]:
     """The whole stream. ``created`` is unused (Anthropic messages carry no timestamp): kept so that
     every protocol's stream_events takes the same arguments."""
+    return scheduled(stream_items(plan, created=created, request_id=request_id))
+
+
+def stream_items(plan: StreamPlan, *, created: int, request_id: str) -> Iterator[StreamItem]:
+    """`stream_events` as the server sends it: each run of tokens of one kind is one `TokenRun`."""
     del created
     text_index = 1 if plan.profile.reasoning else 0
     message = _message(plan, request_id, content=[], stop=False)
@@ -92,19 +103,18 @@ def stream_events(plan: StreamPlan, *, created: int, request_id: str) -> Iterato
         yield Scheduled(0.0, _block_start(open_kind, text_index))
     yield Scheduled(0.0, _event("ping", {}))
     deltas = EventFamily(event="content_block_delta", id_prefix=event_id_prefix(plan.stream_key))
-    for token in plan.tokens:
-        if token.kind != open_kind:
-            for event in _switch(plan, open_kind, token.kind, text_index):
-                yield Scheduled(token.due_ms, event)
-            open_kind = token.kind
-        index = text_index if token.kind == "text" else 0
-        delta_type, field = _DELTA_FIELD[token.kind]
+    for kind, tokens in runs_by_kind(plan.tokens):
+        if kind != open_kind:
+            for event in _switch(plan, open_kind, kind, text_index):
+                yield Scheduled(tokens.due_ms[0], event)
+            open_kind = kind
+        delta_type, field = _DELTA_FIELD[kind]
         data = {
             "type": "content_block_delta",
-            "index": index,
-            "delta": {"type": delta_type, field: token.text},
+            "index": text_index if kind == "text" else 0,
+            "delta": {"type": delta_type, field: TEXT},
         }
-        yield Scheduled(token.due_ms, deltas.json(data, token.index), token)
+        yield TokenRun(tokens, TokenTemplate(deltas, data))
     if plan.ending == "error":
         yield Scheduled(plan.end_ms, error_event("server_error", midstream_error_message(plan)))
     elif plan.ending == "finish":
@@ -122,7 +132,7 @@ def complete_body(plan: StreamPlan, *, created: int, request_id: str) -> dict[st
     content: list[dict[str, object]] = []
     if plan.profile.reasoning:
         content.append({"type": "thinking", "thinking": plan.thinking, "signature": thinking_signature(plan)})
-    if any(t.kind == "text" for t in plan.completion) or not plan.completion:
+    if "text" in plan.completion.kinds or not plan.completion:
         content.append({"type": "text", "text": plan.text})
     return _message(plan, request_id, content=content, stop=True)
 

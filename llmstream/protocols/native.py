@@ -19,18 +19,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from llmstream.protocols.templates import INDEX, TEXT, TokenTemplate
 from llmstream.protocols.wire import (
     ErrorKind,
     ErrorResponse,
     Scheduled,
+    StreamItem,
+    TokenRun,
     fault_message,
     midstream_error_message,
+    runs_by_kind,
+    scheduled,
 )
-from llmstream.simulator import HttpFault, StreamPlan, Token, event_id_prefix
+from llmstream.simulator import HttpFault, StreamPlan, TokenKind, event_id_prefix
 from llmstream.sse import EventFamily, ServerSentEvent
 
 __all__ = [
-    "TokenEvents",
     "complete_body",
     "error_body",
     "error_event",
@@ -39,6 +43,8 @@ __all__ = [
     "start_event",
     "status_for",
     "stream_events",
+    "stream_items",
+    "token_templates",
 ]
 
 _STATUS: dict[ErrorKind, int] = {
@@ -56,10 +62,15 @@ _STATUS: dict[ErrorKind, int] = {
 
 def stream_events(plan: StreamPlan, *, created: int, request_id: str) -> Iterator[Scheduled]:
     """The whole stream: start at 0, tokens at their due times, then finish or error at ``end_ms``."""
+    return scheduled(stream_items(plan, created=created, request_id=request_id))
+
+
+def stream_items(plan: StreamPlan, *, created: int, request_id: str) -> Iterator[StreamItem]:
+    """`stream_events` as the server sends it: each run of tokens of one kind is one `TokenRun`."""
     yield Scheduled(0.0, start_event(plan, created=created, request_id=request_id))
-    token_events = TokenEvents(plan.stream_key)
-    for token in plan.tokens:
-        yield Scheduled(token.due_ms, token_events(token), token)
+    templates = token_templates(plan.stream_key)
+    for kind, tokens in runs_by_kind(plan.tokens):
+        yield TokenRun(tokens, templates[kind])
     if plan.ending == "finish":
         yield Scheduled(plan.end_ms, finish_event(plan))
     elif plan.ending == "error":
@@ -78,20 +89,14 @@ def start_event(plan: StreamPlan, *, created: int, request_id: str) -> ServerSen
     return ServerSentEvent.json(data, event="start")
 
 
-class TokenEvents:
-    """A stream's ``token`` and ``thinking`` events: one `EventFamily` each, as their ids share the
-    stream key (built once per stream rather than once per token: the per-token cost of a paced stream)."""
-
-    __slots__ = ("_text", "_thinking")
-
-    def __init__(self, stream_key: str) -> None:
-        prefix = event_id_prefix(stream_key)
-        self._text = EventFamily(event="token", id_prefix=prefix)
-        self._thinking = EventFamily(event="thinking", id_prefix=prefix)
-
-    def __call__(self, token: Token) -> ServerSentEvent:
-        family = self._thinking if token.kind == "thinking" else self._text
-        return family.json({"index": token.index, "text": token.text}, token.index)
+def token_templates(stream_key: str) -> dict[TokenKind, TokenTemplate]:
+    """A stream's ``token`` and ``thinking`` events, by kind: their ids share the stream key."""
+    prefix = event_id_prefix(stream_key)
+    payload = {"index": INDEX, "text": TEXT}
+    return {
+        "text": TokenTemplate(EventFamily(event="token", id_prefix=prefix), payload),
+        "thinking": TokenTemplate(EventFamily(event="thinking", id_prefix=prefix), payload),
+    }
 
 
 def finish_event(plan: StreamPlan) -> ServerSentEvent:

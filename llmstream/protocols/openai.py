@@ -24,12 +24,17 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
+from llmstream.protocols.templates import TEXT, TokenTemplate
 from llmstream.protocols.wire import (
     ErrorKind,
     ErrorResponse,
     Scheduled,
+    StreamItem,
+    TokenRun,
     fault_message,
     midstream_error_message,
+    runs_by_kind,
+    scheduled,
 )
 from llmstream.simulator import HttpFault, StreamPlan, event_id_prefix
 from llmstream.sse import EventFamily, ServerSentEvent
@@ -44,6 +49,7 @@ __all__ = [
     "fault_response",
     "status_for",
     "stream_events",
+    "stream_items",
 ]
 
 DONE = ServerSentEvent(data="[DONE]")
@@ -70,6 +76,13 @@ def stream_events(
     plan: StreamPlan, *, created: int, request_id: str, include_usage: bool = False
 ) -> Iterator[Scheduled]:
     """The whole stream: role chunk at 0, token chunks at their due times, then the end at ``end_ms``."""
+    return scheduled(stream_items(plan, created=created, request_id=request_id, include_usage=include_usage))
+
+
+def stream_items(
+    plan: StreamPlan, *, created: int, request_id: str, include_usage: bool = False
+) -> Iterator[StreamItem]:
+    """`stream_events` as the server sends it: each run of tokens of one kind is one `TokenRun`."""
     head: dict[str, object] = {
         "id": completion_id(request_id),
         "object": "chat.completion.chunk",
@@ -89,9 +102,9 @@ def stream_events(
 
     yield Scheduled(0.0, ServerSentEvent.json(chunk({"role": "assistant", "content": "", "refusal": None})))
     token_chunks = EventFamily(id_prefix=event_id_prefix(plan.stream_key))
-    for token in plan.tokens:
-        field = "reasoning_content" if token.kind == "thinking" else "content"
-        yield Scheduled(token.due_ms, token_chunks.json(chunk({field: token.text}), token.index), token)
+    for kind, tokens in runs_by_kind(plan.tokens):
+        field = "reasoning_content" if kind == "thinking" else "content"
+        yield TokenRun(tokens, TokenTemplate(token_chunks, chunk({field: TEXT})))
     if plan.ending == "error":
         yield Scheduled(plan.end_ms, error_event("server_error", midstream_error_message(plan)))
     elif plan.ending == "finish":

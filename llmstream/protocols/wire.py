@@ -5,25 +5,44 @@ Every protocol module has the same functions (see protocols/__init__.py); each t
 into `Scheduled` events: an SSE event and the time it is due, in ms from the start of the response.
 The I/O layer sends each event at its due time and, after the last one, does what ``plan.ending``
 says ("reset": abort the connection; anything else: end the response normally).
+
+What the server sends is ``stream_items``: the same stream with each run of token events kept as one
+`TokenRun` (the plan's tokens and a `TokenTemplate`), rendered to bytes only as each falls due, with
+no event object per token. ``stream_events`` is that stream with the runs expanded into `Scheduled`
+events (`scheduled`), each built the slow, validated way; tests hold the two byte-equal.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from llmstream.simulator import HttpFaultKind, InvalidRequestError, StreamPlan, Token, UnknownModelError
+from llmstream.protocols.templates import TokenTemplate
+from llmstream.simulator import (
+    HttpFaultKind,
+    InvalidRequestError,
+    StreamPlan,
+    Token,
+    TokenKind,
+    Tokens,
+    UnknownModelError,
+)
 from llmstream.sse import ServerSentEvent
 
 __all__ = [
     "ErrorKind",
     "ErrorResponse",
     "Scheduled",
+    "StreamItem",
+    "TokenRun",
     "fault_message",
     "midstream_error_message",
     "request_error_kind",
+    "runs_by_kind",
+    "scheduled",
     "stamped",
     "thinking_signature",
 ]
@@ -52,6 +71,41 @@ class Scheduled(NamedTuple):
     due_ms: float
     event: ServerSentEvent
     token: Token | None = None
+
+
+class TokenRun(NamedTuple):
+    """Consecutive token events that share one template, each due at its token's time."""
+
+    tokens: Tokens
+    template: TokenTemplate
+
+
+StreamItem = Scheduled | TokenRun
+
+
+def scheduled(items: Iterable[StreamItem]) -> Iterator[Scheduled]:
+    """``items`` with every `TokenRun` expanded into its events (whose bytes are what it renders)."""
+    for item in items:
+        if isinstance(item, Scheduled):
+            yield item
+            continue
+        for token in item.tokens:
+            yield Scheduled(token.due_ms, item.template.event(token.index, token.text), token)
+
+
+def runs_by_kind(tokens: Tokens) -> Iterator[tuple[TokenKind, Tokens]]:
+    """``tokens`` cut where the kind changes (thinking, then text): each run with its kind."""
+    kinds = tokens.kinds
+    start = 0
+    while start < len(kinds):
+        kind = kinds[start]
+        other: TokenKind = "text" if kind == "thinking" else "thinking"
+        try:
+            end = kinds.index(other, start)  # a scan in C, not a comparison per token in Python
+        except ValueError:
+            end = len(kinds)
+        yield kind, tokens[start:end]
+        start = end
 
 
 @dataclass(frozen=True, slots=True)

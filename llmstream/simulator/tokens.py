@@ -70,6 +70,11 @@ class Tokens(Sequence[Token]):
         return self._first
 
     @property
+    def indexes(self) -> range:
+        """The tokens' indexes, with no Token made (``i in tokens.indexes`` is one comparison)."""
+        return range(self._first, self._first + len(self._texts))
+
+    @property
     def texts(self) -> tuple[str, ...]:
         return self._texts
 
@@ -85,9 +90,7 @@ class Tokens(Sequence[Token]):
         return len(self._texts)
 
     def __iter__(self) -> Iterator[Token]:
-        return map(
-            Token, range(self._first, self._first + len(self._texts)), self._texts, self._due_ms, self._kinds
-        )
+        return map(Token, self.indexes, self._texts, self._due_ms, self._kinds)
 
     @overload
     def __getitem__(self, position: int) -> Token: ...

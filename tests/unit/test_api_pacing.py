@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from llmstream.api.pacing import PacedSource, paced, send_time_slotted
 from llmstream.hub import StreamHub
-from llmstream.protocols import Scheduled, anthropic, native, openai
+from llmstream.protocols import Scheduled, StreamItem, anthropic, native, openai
 from llmstream.protocols.wire import stamped
 from llmstream.scheduler import scheduler_for
 from llmstream.simulator import Message, StreamPlan, StreamRequest, parse_faults, plan_stream
@@ -33,8 +33,9 @@ def plan(model: str = "echo", **options: object) -> StreamPlan:
     return plan_stream(StreamRequest(model=model, messages=(Message("user", prompt),), **options))  # type: ignore[arg-type]
 
 
-def events_of(plan: StreamPlan) -> Iterator[Scheduled]:
-    return native.stream_events(plan, created=0, request_id="r")
+def events_of(plan: StreamPlan) -> Iterator[StreamItem]:
+    """What the server paces: the native stream, its tokens in runs."""
+    return native.stream_items(plan, created=0, request_id="r")
 
 
 class Arrivals:
@@ -151,7 +152,8 @@ async def test_timestamps_are_slots_in_token_events_only_with_no_clock_read_when
 async def test_without_timestamps_events_are_sent_as_planned() -> None:
     quick = plan(ttft_ms=0, tokens_per_s=1000, jitter=0)
     sink = await run_paced(paced(events_of(quick), quick))
-    assert [data for _, data in sink.arrivals] == [item.event.encode() for item in events_of(quick)]
+    expected = native.stream_events(quick, created=0, request_id="r")
+    assert [data for _, data in sink.arrivals] == [item.event.encode() for item in expected]
 
 
 @pytest.mark.parametrize("framing", [native, openai, anthropic], ids=["native", "openai", "anthropic"])

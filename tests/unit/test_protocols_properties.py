@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import llmstream.protocols
-from llmstream.protocols import Scheduled, anthropic, native, openai
+from llmstream.protocols import Scheduled, StreamItem, TokenRun, anthropic, native, openai
 from llmstream.simulator import HttpFault, StreamPlan, resume_plan
 from llmstream.sse import SSEDecoder
 
@@ -24,6 +24,24 @@ FRAMINGS: dict[str, Framing] = {
     "openai+usage": lambda plan: openai.stream_events(plan, created=1, request_id="r", include_usage=True),
     "anthropic": lambda plan: anthropic.stream_events(plan, created=1, request_id="r"),
 }
+# The same streams as the server sends them (token runs rendered from templates).
+SENT: dict[str, Callable[[StreamPlan], Iterator[StreamItem]]] = {
+    "native": lambda plan: native.stream_items(plan, created=1, request_id="r"),
+    "openai": lambda plan: openai.stream_items(plan, created=1, request_id="r"),
+    "openai+usage": lambda plan: openai.stream_items(plan, created=1, request_id="r", include_usage=True),
+    "anthropic": lambda plan: anthropic.stream_items(plan, created=1, request_id="r"),
+}
+
+
+def wire_bytes(items: Iterator[StreamItem]) -> bytes:
+    """What the server writes for ``items`` (llmstream.api.pacing renders runs the same way)."""
+    parts = []
+    for item in items:
+        if isinstance(item, TokenRun):
+            parts += [item.template.render(t.index, t.text) for t in item.tokens]
+        else:
+            parts.append(item.event.encode())
+    return b"".join(parts)
 
 
 def token_text(name: str, data: Any) -> str | None:
@@ -58,9 +76,12 @@ def test_framings_are_ordered_complete_and_parseable(
     assert due[0] == 0.0
     assert due[-1] == (plan.end_ms if plan.ending in ("finish", "error") else due[-1])
 
-    # The bytes decode back to the same events (what any spec-compliant client sees).
+    # The server's bytes are the events' own encoding, and decode back to as many events (what any
+    # spec-compliant client sees).
+    sent = wire_bytes(SENT[name](plan))
+    assert sent == b"".join(s.event.encode() for s in scheduled)
     decoder = SSEDecoder()
-    decoded = decoder.feed(b"".join(s.event.encode() for s in scheduled)) + decoder.flush()
+    decoded = decoder.feed(sent) + decoder.flush()
     assert len(decoded) == len(scheduled)
 
     texts, ids = [], []
@@ -107,7 +128,17 @@ def test_fault_statuses_agree_with_each_protocols_error_table(kind: Any) -> None
 
 def test_public_api() -> None:
     assert sorted(llmstream.protocols.__all__) == sorted(
-        ["ErrorKind", "ErrorResponse", "Scheduled", "anthropic", "native", "openai", "request_error_kind"]
+        [
+            "ErrorKind",
+            "ErrorResponse",
+            "Scheduled",
+            "StreamItem",
+            "TokenRun",
+            "anthropic",
+            "native",
+            "openai",
+            "request_error_kind",
+        ]
     )
     for module in (native, openai, anthropic):
         for function in ("stream_events", "complete_body", "error_body", "error_event", "error_response",

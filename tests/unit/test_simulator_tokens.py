@@ -36,6 +36,8 @@ def test_a_slice_keeps_the_indexes_of_its_tokens() -> None:
     assert not tokens[5:]
     assert tokens[-2:-1] == SAMPLE[-2:-1]
     assert hash(tokens[1:]) == hash(Tokens.of(SAMPLE[1:]))
+    assert list(tokens[1:].indexes) == [t.index for t in SAMPLE[1:]]
+    assert tokens[5:].indexes == range(8, 8)
     with pytest.raises(ValueError, match="step 1"):
         tokens[::2]
 
