@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -83,7 +84,11 @@ class StreamHub:
         self.open.add(stream)
         self._tick = min(self._tick, _tick_for(stream.options))
         if self._watchdog is None or self._watchdog.done():
-            self._watchdog = asyncio.get_running_loop().create_task(self._watch(), name="llmstream-watchdog")
+            # In a context of its own: a task runs in a copy of the context it was created in, here the
+            # request that opened the first stream, which the watchdog would keep alive as long as it runs.
+            self._watchdog = asyncio.get_running_loop().create_task(
+                self._watch(), name="llmstream-watchdog", context=contextvars.Context()
+            )
         return None
 
     def release(self, stream: EventStream) -> None:

@@ -33,6 +33,7 @@ and the timer cancelled: a scheduler with nothing to serve holds nothing and wak
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import itertools
 import logging
@@ -85,6 +86,7 @@ class TokenScheduler:
         self._live = 0
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = math.inf
+        self._context = contextvars.Context()
         self._last_served = -math.inf
         # The worst lateness of the current window and of the one before it (seconds).
         self._window_end = -math.inf
@@ -185,7 +187,9 @@ class TokenScheduler:
             return
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = asyncio.get_running_loop().call_at(at, self._tick)
+        # In a context of its own: a timer runs in a copy of the context it was armed in, here the
+        # request of the stream that armed it, which it would then keep alive until it fires.
+        self._timer = asyncio.get_running_loop().call_at(at, self._tick, context=self._context)
         self._timer_at = at
 
     def _disarm(self) -> None:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import gc
 import json
 import re
 import time
+import weakref
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -241,3 +244,55 @@ async def test_new_streams_are_refused_at_once_while_paced_tokens_run_late() -> 
         assert admitted.messages[0]["status"] == 200
     finally:
         scheduler.unschedule(ticket)
+
+
+class _Marker:
+    """Stands for a request: what a context variable of the code that opened a stream points to."""
+
+
+_current: contextvars.ContextVar[_Marker] = contextvars.ContextVar("current")
+
+
+async def test_the_watchdog_does_not_keep_the_context_of_the_stream_that_started_it() -> None:
+    # Regression: the watchdog task was created in the first stream's request context (a task copies
+    # the context it is created in), so it kept that request alive for as long as the server ran.
+    stream = new_stream(tokens(1))
+    marker = _Marker()
+    gone = weakref.ref(marker)
+
+    def admit_in_a_request(request: _Marker) -> None:
+        _current.set(request)
+        assert stream.hub.admit(stream) is None
+
+    contextvars.Context().run(admit_in_a_request, marker)
+    del marker
+    gc.collect()
+    assert stream.hub._watchdog is not None
+    assert not stream.hub._watchdog.done()
+    assert gone() is None
+    stream.hub.release(stream)
+    await stream.hub.stop_watchdog()
+
+
+async def test_the_token_timer_does_not_keep_the_context_of_the_stream_that_armed_it() -> None:
+    # Same trap: a timer runs in (and holds) a copy of the context it was armed in.
+    scheduler = scheduler_for(asyncio.get_running_loop())
+    marker = _Marker()
+    gone = weakref.ref(marker)
+
+    class Idle:
+        def serve(self, now: float) -> float | None:
+            return None
+
+    ticket = Ticket(Idle())
+
+    def arm_in_a_request(request: _Marker) -> None:
+        _current.set(request)
+        scheduler.schedule(ticket, asyncio.get_running_loop().time() + 60)
+
+    contextvars.Context().run(arm_in_a_request, marker)
+    del marker
+    gc.collect()
+    assert scheduler.armed
+    assert gone() is None
+    scheduler.unschedule(ticket)
