@@ -17,7 +17,6 @@ from typing import Any, cast
 
 from quart import Quart, Request, Response, current_app, request
 from quart.asgi import ASGIHTTPConnection, _handle_exception
-from quart.typing import ResponseTypes
 from quart.utils import cancel_tasks, raise_task_exceptions
 
 from llmstream.hub import StreamHub
@@ -60,14 +59,15 @@ _DROPPED_HEADERS = frozenset({b"content-length", b"content-encoding", b"transfer
 
 
 class StreamingHTTPConnection(ASGIHTTPConnection):
-    """Quart's HTTP connection, handing EventStreamResponses to their own `run()`, and letting go of the
-    request once the response is made.
+    """Quart's HTTP connection, handing an EventStreamResponse to its stream's own `run()`, and holding
+    on to nothing an open stream does not need.
 
     Quart's own connection keeps the request (its headers, its body and the body's two asyncio
-    Events) referenced from three coroutine frames until the response ends, which for a stream is
-    minutes: about 3 KiB per open stream, a seventh of what an idle stream holds. Nothing reads the
-    request after its handler has returned, so here no frame keeps it past that point; the task
-    structure (a handler task, a receiver task that ends on disconnect) is Quart's (quart/asgi.py,
+    Events) and the response object referenced from coroutine frames until the response ends, which
+    for a stream is minutes: about 5 KiB of the ~24 KiB an idle stream held. Nothing reads the request
+    after its handler has returned, nor the response once its status and headers are taken, so here no
+    frame keeps either past that point (tests/integration/test_connection_memory.py). The task
+    structure, a handler task and a receiver task that ends on disconnect, is Quart's (quart/asgi.py,
     `ASGIHTTPConnection`, Quart 0.20).
     """
 
@@ -100,6 +100,13 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
         except Exception as error:
             response = await _handle_exception(self.app, error)
         del request  # made: the response needs nothing more of it
+        if isinstance(response, EventStreamResponse):
+            # Sent by its own run(), with no timeout; the stream needs only its status and headers of
+            # the response object, so no frame keeps that either while the stream is open.
+            stream, status, headers = response.stream, response.status_code, _wire_headers(response)
+            del response
+            await stream.run(send, status=status, headers=headers)
+            return
         if isinstance(response, Response) and response.timeout != Ellipsis:
             timeout = cast(float | None, response.timeout)
         else:
@@ -107,16 +114,13 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._send_response(send, response), timeout=timeout)
 
-    async def _send_response(self, send: Any, response: ResponseTypes) -> None:
-        if not isinstance(response, EventStreamResponse):
-            await super()._send_response(send, response)
-            return
-        headers = [
-            (name, value)
-            for name, value in _encode_headers(response.headers.items())
-            if name not in _DROPPED_HEADERS
-        ]
-        await response.stream.run(send, status=response.status_code, headers=headers)
+
+def _wire_headers(response: EventStreamResponse) -> list[tuple[bytes, bytes]]:
+    return [
+        (name, value)
+        for name, value in _encode_headers(response.headers.items())
+        if name not in _DROPPED_HEADERS
+    ]
 
 
 def _encode_headers(items: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

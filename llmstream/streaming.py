@@ -191,6 +191,7 @@ class EventStream:
                 await _send_error_response(send, self._error, _kept_on_errors(headers))
                 return
             await send({"type": "http.response.start", "status": status, "headers": headers})
+            del headers  # sent: an open stream need not hold them for its whole life
             await self._write(send, self._opening(), 0)
             await self._pump(send)
             if self.reason == "reset":
