@@ -485,3 +485,28 @@ async def test_a_send_that_waited_in_the_writer_completes_and_the_stream_goes_on
     await asyncio.wait_for(running, 5)
     assert indices(send.body) == list(range(60))
     assert stream.reason == "complete"
+
+
+class TaskRecordingSend(RecordingSend):
+    """Records which task made each body write (None: a loop callback, the scheduler's tick)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writers: list[asyncio.Task[Any] | None] = []
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            self.writers.append(asyncio.current_task())
+        await super().__call__(message)
+
+
+async def test_paced_tokens_to_a_client_that_keeps_up_are_written_from_the_tick() -> None:
+    # The writer task is not woken for them: the send starts, and finishes, inside the tick.
+    regular = plan(ttft_ms=20, tokens_per_s=100, jitter=0, max_tokens=10)
+    send = TaskRecordingSend()
+    stream = new_stream(paced(events_of(regular), regular))
+    await asyncio.wait_for(stream.run(send), 5)
+    assert indices(send.body) == list(range(10))
+    from_the_tick = sum(writer is None for writer in send.writers)
+    assert from_the_tick >= 9, send.writers  # every token but maybe one due with the start
+    assert stream.events_sent == len(regular.tokens) + 2  # start and finish included
