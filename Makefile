@@ -127,6 +127,7 @@ screenshots: $(VENV)/.test-deps $(CHROMIUM)
 
 # make bench [ROUNDS=3] [ONLY=unpaced,paced,...] [STACKS=...] [QUICK=1]: about 10 minutes; prints each
 # figure with the ratio llmstream / stack and writes results/bench/<time>.json (docs/performance.md).
+# ARGS passes more options, e.g. ARGS="--overload-streams 4000 --llmstream-args '--max-lateness 0.05'".
 BENCH_ARGS = $(if $(QUICK),--quick) $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(ONLY),--only $(ONLY)) \
 	$(if $(STACKS),--stacks $(STACKS))
 bench: $(VENV)/.bench-deps

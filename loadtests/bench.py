@@ -3,6 +3,7 @@
     python loadtests/bench.py                  # everything (about 11 minutes on 2 cores)
     python loadtests/bench.py --quick          # a smoke of the harness (what CI runs)
     python loadtests/bench.py --only unpaced,paced --rounds 5
+    python loadtests/bench.py --only overload --overload-streams 4000 --llmstream-args '--max-lateness 0.05'
 
 Each server runs alone, pinned to CPU 0; the client (`streamload.leanclient`, its own process) to
 CPU 1. Every scenario runs every stack once per round, stacks interleaved within a round, so a slow
@@ -16,7 +17,8 @@ Scenarios (issue 7's goals in brackets):
   paced     2,000 streams x 20 tokens/s: events/s and token lateness p50/p99     [>= 39,000/s, p99 <= 10 ms]
   capacity  llmstream only: the most paced streams that still keep lateness p99 <= 10 ms
   idle      server memory per open stream waiting for its first token, 10,000 streams   [<= 12 KiB]
-  overload  llmstream only, twice the paced capacity: new streams' wait for a first token or a refusal
+  overload  llmstream only, twice the paced capacity (or --overload-streams): new streams' wait for a
+            first token or a refusal
 
 Not a test: it asserts nothing and exits 0 once every run finished. Results, with the machine, are
 written to results/bench/<time>.json; docs/performance.md holds a run's figures.
@@ -30,13 +32,14 @@ import json
 import math
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -355,7 +358,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=",".join(SCENARIOS), help="scenarios, comma-separated")
     parser.add_argument("--stacks", default=",".join(STACKS), help="stacks, comma-separated")
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "bench")
+    parser.add_argument(
+        "--overload-streams",
+        type=int,
+        default=None,
+        help="overload at this many streams (default: 2x capacity)",
+    )
+    parser.add_argument(
+        "--llmstream-args", default="", help="more flags for llmstream's server, e.g. '--max-lateness 0.05'"
+    )
     args = parser.parse_args(argv)
+    if args.llmstream_args:
+        base = STACKS["llmstream"]
+        STACKS["llmstream"] = replace(base, command=(*base.command, *shlex.split(args.llmstream_args)))
     scenarios = [s for s in args.only.split(",") if s]
     stacks = [s for s in args.stacks.split(",") if s]
     if unknown := [s for s in scenarios if s not in SCENARIOS] + [s for s in stacks if s not in STACKS]:
@@ -369,7 +384,10 @@ def main(argv: list[str] | None = None) -> int:
     args.results.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     log = args.results / f"{stamp}.log"
-    results: dict[str, Any] = {"machine": machine(), "sizes": asdict(sizes), "rounds": rounds}
+    results: dict[str, Any] = {
+        "machine": machine(), "sizes": asdict(sizes), "rounds": rounds,
+        "llmstream command": list(STACKS["llmstream"].command),
+    }  # fmt: skip
     print(f"machine: {results['machine']}\nserver logs: {log}", flush=True)
 
     ceiling = unpaced(NULL, sizes, log)
@@ -404,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     if "overload" in scenarios:
-        figures = overload(llmstream, sizes, log, streams=2 * most)
+        figures = overload(llmstream, sizes, log, streams=args.overload_streams or 2 * most)
         results["overload"] = figures
         print(
             "\n== overload (llmstream): " + ", ".join(f"{k} {v:,.0f}" for k, v in figures.items()), flush=True

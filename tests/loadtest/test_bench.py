@@ -34,3 +34,17 @@ def test_the_bench_harness_measures_every_stack_and_prints_ratios(tmp_path: Path
     assert results["capacity"]["streams"] in results["sizes"]["capacity_steps"] + [0]
     overload = results["overload"]
     assert overload["first token <= 1 s"] + overload["first token > 1 s"] + overload["refused"] > 0
+
+
+def test_overload_runs_at_the_stream_count_asked_for_with_the_server_flags_given(tmp_path: Path) -> None:
+    command = [
+        sys.executable, str(ROOT / "loadtests" / "bench.py"), "--quick", "--only", "overload",
+        "--overload-streams", "60", "--llmstream-args", "--max-lateness 0.05", "--results", str(tmp_path),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=200, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert results["overload"]["streams"] == 60
+    assert results["overload"]["errors"] == 0
+    command = results["llmstream command"]
+    assert command[command.index("--max-lateness") + 1] == "0.05"
