@@ -283,7 +283,12 @@ class EventStream:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if self._send_times:
             body = fill_send_times(body, time.time())
-        sending = send({"type": "http.response.body", "body": body, "more_body": True})
+        try:
+            sending = send({"type": "http.response.body", "body": body, "more_body": True})
+        except Exception as exc:  # a send that is not a coroutine function may fail on the call
+            self._failed = exc
+            self._wake_writer()
+            return
         if not inspect.iscoroutine(sending):
             # A server whose send is some other awaitable: the writer awaits it, and every later send.
             self._send = None

@@ -510,3 +510,22 @@ async def test_paced_tokens_to_a_client_that_keeps_up_are_written_from_the_tick(
     from_the_tick = sum(writer is None for writer in send.writers)
     assert from_the_tick >= 9, send.writers  # every token but maybe one due with the start
     assert stream.events_sent == len(regular.tokens) + 2  # start and finish included
+
+
+async def test_a_send_that_fails_on_the_call_itself_ends_the_stream_as_an_error() -> None:
+    # A server's send need not be a coroutine function: one that raises when called, from the tick,
+    # ends the stream like any failed write instead of breaking the scheduler.
+    regular = plan(ttft_ms=0, tokens_per_s=100, jitter=0, max_tokens=30)
+    source = paced(events_of(regular), regular)
+    recorded = RecordingSend()
+
+    def send(message: dict[str, Any]) -> Any:
+        if message["type"] == "http.response.body" and len(recorded.messages) >= 4:
+            raise OSError("connection reset by peer")
+        return recorded(message)
+
+    stream = new_stream(source)
+    await asyncio.wait_for(stream.run(send), 5)
+    assert stream.reason == "error"
+    assert len(recorded.messages) == 4
+    assert not source.scheduled
