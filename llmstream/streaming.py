@@ -32,12 +32,14 @@ Why this shape:
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import itertools
 import logging
 import os
 import random
 import time
+from asyncio.tasks import _enter_task, _leave_task  # Task.__step's own bookkeeping; see _as_the_writer
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -120,6 +122,11 @@ def default_final_event(closing: Closing) -> ServerSentEvent | None:
     return None
 
 
+# Seconds between a reset stream's last bytes and the cut (see `run`): a crashing upstream also
+# dies a moment after its last write, not within it.
+RESET_LINGER = 0.05
+
+
 class EventStream:
     """One SSE response: run once by `StreamingHTTPConnection`, closed through `_finish` only."""
 
@@ -151,7 +158,8 @@ class EventStream:
         # A send flush() started that did not finish at once (its coroutine and what it waits for),
         # or the error one failed with: the writer takes either over.
         self._unfinished: tuple[Awaitable[None], int, int] | None = None
-        self._failed: Exception | None = None
+        self._failed: BaseException | None = None
+        self._context = contextvars.Context()  # the writer's, once it runs: sends from flush() use it
         self._space: asyncio.Future[None] | None = None
         self._refused = False  # a PushedSource waits for resume()
         self._producer: asyncio.Task[None] | None = None
@@ -199,10 +207,15 @@ class EventStream:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             del headers  # sent: an open stream need not hold them for its whole life
             await self._write(send, self._opening(), 0)
-            self._send = send
+            self._send, self._context = send, contextvars.copy_context()
             await self._pump(send)
             if self.reason == "reset":
-                return  # no final chunk: the server drops the connection mid-response
+                # No final chunk: the server drops the connection mid-response. Not in the same
+                # instant as the last bytes, though: a browser that gets the bytes and the cut in one
+                # read may drop those bytes (Chromium's fetch reader does), and would then resume
+                # before the last token forever, as the resumed stream ends the same way.
+                await asyncio.sleep(RESET_LINGER)
+                return
             final = self._final_bytes()
             await send({"type": "http.response.body", "body": final, "more_body": False})
             self.bytes_sent += len(final)
@@ -269,8 +282,9 @@ class EventStream:
             return
         # Only while the writer is parked (`_wake` set) and no send is under way (`_in_send`, which also
         # covers a send from here still to be finished): bytes must leave in order, one send at a time.
-        parked = self._wake is not None and not self._in_send and self._failed is None
-        if parked and self._send is not None and not self._refused and self.reason is None:
+        wake = self._wake
+        parked = wake is not None and not wake.done() and not self._in_send and self._failed is None
+        if parked and self._send is not None and not self._refused and self.reason is None and _no_task():
             self._write_now(self._send)
         else:
             self._wake_writer()
@@ -297,18 +311,33 @@ class EventStream:
             self._wake_writer()
             return
         try:
-            waits_for = sending.send(None)
+            waits_for = self._as_the_writer(sending.send)
         except StopIteration:
             self._writes += 1
             self.events_sent += events
             self.bytes_sent += len(body)
             return
-        except Exception as exc:
+        except (Exception, asyncio.CancelledError) as exc:  # the writer raises it, as an awaited send would
             self._failed = exc
         else:
             self._in_send = True
-            self._unfinished = (_Finish(sending, waits_for), events, len(body))
+            self._unfinished = (_Finish(sending, waits_for, self._as_the_writer), events, len(body))
         self._wake_writer()
+
+    def _as_the_writer(self, step: Callable[[Any], Any], value: Any = None) -> Any:
+        """Run one step of a send as if in the writer task: that task current (asyncio.current_task,
+        which `asyncio.timeout` and cancel scopes need) and in the context the writer started with (for
+        send wrappers that set context variables, such as tracing middleware). The tick is a plain
+        loop callback, so no other task is current here."""
+        task = self._task
+        if task is None or not _no_task():  # already in a task: the writer, finishing the send
+            return self._context.run(step, value)
+        loop = asyncio.get_running_loop()
+        _enter_task(loop, task)
+        try:
+            return self._context.run(step, value)
+        finally:
+            _leave_task(loop, task)
 
     def end(self, error: BaseException | None = None) -> None:
         """The source has delivered its last event (`error`: how it failed, or a ResetStream)."""
@@ -413,6 +442,12 @@ class EventStream:
             await asyncio.gather(producer, return_exceptions=True)
         # ... and close the source in case it was parked at a `yield` or never started.
         await self._close_source()
+        self._send = None
+        if self._unfinished is not None:  # a send the writer never got to finish (it was cancelled)
+            sending = self._unfinished[0]
+            self._unfinished = None
+            if isinstance(sending, _Finish):
+                sending.close()
         self.hub.release(self)
         metrics = self.hub.metrics
         metrics.events_sent += self.events_sent
@@ -520,14 +555,17 @@ def _kept_on_errors(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, byt
 
 
 class _Finish:
-    """Awaits a coroutine that was started by hand (``sending.send(None)``) and is suspended on
-    ``waits_for``, exactly as awaiting it from the start would have: the task waits for what the
-    coroutine waits for, and a cancellation or error thrown in reaches the coroutine."""
+    """Awaits a send coroutine that was started by hand and is suspended on ``waits_for``, exactly as
+    awaiting it from the start would have: the task waits for what the coroutine waits for, and a
+    cancellation or error thrown in reaches the coroutine. Every step runs through ``run_step`` (the
+    stream's `_as_the_writer`), in the same context as the first."""
 
-    __slots__ = ("sending", "waits_for")
+    __slots__ = ("run_step", "sending", "waits_for")
 
-    def __init__(self, sending: Coroutine[Any, Any, None], waits_for: Any) -> None:
-        self.sending, self.waits_for = sending, waits_for
+    def __init__(
+        self, sending: Coroutine[Any, Any, None], waits_for: Any, run_step: Callable[..., Any]
+    ) -> None:
+        self.sending, self.waits_for, self.run_step = sending, waits_for, run_step
 
     def __await__(self) -> Generator[Any, None, None]:
         waits_for = self.waits_for
@@ -536,11 +574,22 @@ class _Finish:
                 yield waits_for
             except BaseException as exc:  # thrown into this await: deliver it to the coroutine
                 try:
-                    waits_for = self.sending.throw(exc)
+                    waits_for = self.run_step(self.sending.throw, exc)
                 except StopIteration:
                     return
                 continue
             try:
-                waits_for = self.sending.send(None)
+                waits_for = self.run_step(self.sending.send, None)
             except StopIteration:
                 return
+
+    def close(self) -> None:
+        """The writer will not finish it (the stream ended first): stop the send where it waits."""
+        self.sending.close()
+
+
+def _no_task() -> bool:
+    try:
+        return asyncio.current_task() is None
+    except RuntimeError:  # pragma: no cover (no running loop: not called so)
+        return True

@@ -78,6 +78,7 @@ class PacedSource(PushedSource):
         self._closed = True
         self._sink = None
         self._items = iter(())  # let the plan go, even while a stale heap entry still points here
+        self._next, self._render = None, _no_run
         if self._scheduler is not None:
             self._scheduler.unschedule(self._ticket)
 

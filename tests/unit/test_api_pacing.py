@@ -4,7 +4,9 @@ reset at the end, and a stream that leaves nothing behind in the scheduler howev
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import gc
+import inspect
 import json
 import time
 import weakref
@@ -23,7 +25,7 @@ from llmstream.scheduler import scheduler_for
 from llmstream.simulator import Message, StreamPlan, StreamRequest, parse_faults, plan_stream
 from llmstream.sources import SEND_TIME_SLOT, fill_send_times
 from llmstream.sse import ServerSentEvent
-from llmstream.streaming import EventStream, ResetStream, StreamOptions
+from llmstream.streaming import RESET_LINGER, EventStream, ResetStream, StreamOptions
 
 from .simulator_strategies import echo_plan
 
@@ -488,27 +490,31 @@ async def test_a_send_that_waited_in_the_writer_completes_and_the_stream_goes_on
 
 
 class TaskRecordingSend(RecordingSend):
-    """Records which task made each body write (None: a loop callback, the scheduler's tick)."""
+    """Records, for each body write, the current task and whether the scheduler's tick made it."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.writers: list[asyncio.Task[Any] | None] = []
+        self.writers: list[tuple[asyncio.Task[Any] | None, bool]] = []
 
     async def __call__(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.body":
-            self.writers.append(asyncio.current_task())
+            from_tick = any(frame.function == "_tick" for frame in inspect.stack(context=0))
+            self.writers.append((asyncio.current_task(), from_tick))
         await super().__call__(message)
 
 
-async def test_paced_tokens_to_a_client_that_keeps_up_are_written_from_the_tick() -> None:
-    # The writer task is not woken for them: the send starts, and finishes, inside the tick.
+async def test_paced_tokens_to_a_client_that_keeps_up_are_written_from_the_tick_as_the_writer() -> None:
+    # The writer task is not woken for them: the send starts, and finishes, inside the tick. Yet the
+    # send sees the stream's task as the current one, as it would had the writer made it (wrappers
+    # that use asyncio.timeout or cancel scopes need a current task).
     regular = plan(ttft_ms=20, tokens_per_s=100, jitter=0, max_tokens=10)
     send = TaskRecordingSend()
     stream = new_stream(paced(events_of(regular), regular))
-    await asyncio.wait_for(stream.run(send), 5)
+    running = asyncio.create_task(stream.run(send))
+    await asyncio.wait_for(running, 5)
     assert indices(send.body) == list(range(10))
-    from_the_tick = sum(writer is None for writer in send.writers)
-    assert from_the_tick >= 9, send.writers  # every token but maybe one due with the start
+    assert sum(from_tick for _, from_tick in send.writers) >= 9, send.writers  # maybe one due with the start
+    assert {task for task, _ in send.writers} == {running}
     assert stream.events_sent == len(regular.tokens) + 2  # start and finish included
 
 
@@ -529,3 +535,59 @@ async def test_a_send_that_fails_on_the_call_itself_ends_the_stream_as_an_error(
     assert stream.reason == "error"
     assert len(recorded.messages) == 4
     assert not source.scheduled
+
+
+_trace: contextvars.ContextVar[str] = contextvars.ContextVar("trace", default="none")
+
+
+async def test_a_send_from_the_tick_sees_the_context_the_stream_runs_in() -> None:
+    # A send wrapper that reads a context variable (tracing middleware does) reads the stream's own.
+    regular = plan(ttft_ms=0, tokens_per_s=200, jitter=0, max_tokens=10)
+    seen: list[str] = []
+    recorded = RecordingSend()
+
+    async def send(message: dict[str, Any]) -> None:
+        seen.append(_trace.get())
+        await recorded(message)
+
+    async def run_traced() -> None:
+        _trace.set("request-7")
+        await new_stream(paced(events_of(regular), regular)).run(send)
+
+    await asyncio.wait_for(asyncio.create_task(run_traced()), 5)
+    assert indices(recorded.body) == list(range(10))
+    assert set(seen) == {"request-7"}
+
+
+async def test_a_send_cancelled_at_its_first_step_ends_only_its_own_stream() -> None:
+    # Regression (review): a CancelledError from a send started in the tick escaped into the
+    # scheduler's tick and stopped it, stalling every stream served after it.
+    regular = plan(ttft_ms=0, tokens_per_s=100, jitter=0, max_tokens=30)
+    recorded = RecordingSend()
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.body" and len(recorded.messages) >= 4:
+            raise asyncio.CancelledError
+        await recorded(message)
+
+    other_send = RecordingSend()
+    other = new_stream(paced(events_of(regular), regular))
+    running_other = asyncio.create_task(other.run(other_send))
+    cancelled = new_stream(paced(events_of(regular), regular))
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(cancelled.run(send), 5)
+    assert cancelled.reason == "client_disconnected"
+    await asyncio.wait_for(running_other, 5)
+    assert indices(other_send.body) == list(range(len(regular.tokens)))
+
+
+async def test_a_reset_cuts_the_connection_a_moment_after_its_last_bytes() -> None:
+    # Regression (e2e, Chromium): the cut in the same instant as the last bytes let the browser drop
+    # them; it resumed before the last token, and the resumed stream ended the same way, forever.
+    reset = plan(ttft_ms=0, tokens_per_s=1000, jitter=0, faults=parse_faults("reset_after:3"))
+    send = RecordingSend()
+    stream = new_stream(paced(events_of(reset), reset))
+    await asyncio.wait_for(stream.run(send), 5)
+    assert stream.reason == "reset"
+    cut_at = asyncio.get_running_loop().time()
+    assert cut_at - send.times[-1] >= RESET_LINGER * 0.9
