@@ -39,14 +39,14 @@ import logging
 import os
 import random
 import time
-from asyncio.tasks import _enter_task, _leave_task  # Task.__step's own bookkeeping; see _as_the_writer
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 from werkzeug.exceptions import HTTPException
 
+from llmstream.handoff import Finish, TaskSteps, in_a_callback
 from llmstream.sources import PushedSource, ResetStream, Source, fill_send_times
 from llmstream.sse import ServerSentEvent
 
@@ -159,7 +159,7 @@ class EventStream:
         # or the error one failed with: the writer takes either over.
         self._unfinished: tuple[Awaitable[None], int, int] | None = None
         self._failed: BaseException | None = None
-        self._context = contextvars.Context()  # the writer's, once it runs: sends from flush() use it
+        self._steps: TaskSteps | None = None  # how flush() runs a send's steps as the writer would
         self._space: asyncio.Future[None] | None = None
         self._refused = False  # a PushedSource waits for resume()
         self._producer: asyncio.Task[None] | None = None
@@ -207,7 +207,10 @@ class EventStream:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             del headers  # sent: an open stream need not hold them for its whole life
             await self._write(send, self._opening(), 0)
-            self._send, self._context = send, contextvars.copy_context()
+            self._send = send
+            self._steps = (
+                TaskSteps(self._task, contextvars.copy_context()) if self._task is not None else None
+            )
             await self._pump(send)
             if self.reason == "reset":
                 # No final chunk: the server drops the connection mid-response. Not in the same
@@ -282,14 +285,15 @@ class EventStream:
             return
         # Only while the writer is parked (`_wake` set) and no send is under way (`_in_send`, which also
         # covers a send from here still to be finished): bytes must leave in order, one send at a time.
-        wake = self._wake
+        wake, send, steps = self._wake, self._send, self._steps
         parked = wake is not None and not wake.done() and not self._in_send and self._failed is None
-        if parked and self._send is not None and not self._refused and self.reason is None and _no_task():
-            self._write_now(self._send)
+        accepting = not self._refused and self.reason is None
+        if send is not None and steps is not None and parked and accepting and in_a_callback():
+            self._write_now(send, steps)
         else:
             self._wake_writer()
 
-    def _write_now(self, send: Send) -> None:
+    def _write_now(self, send: Send, steps: TaskSteps) -> None:
         """Write what is buffered from here, without waking the writer; a send that cannot finish at
         once (the client reads slowly) is handed to the writer, as is a send's failure."""
         chunks, events = self._chunks, self._pending_events
@@ -311,33 +315,18 @@ class EventStream:
             self._wake_writer()
             return
         try:
-            waits_for = self._as_the_writer(sending.send)
-        except StopIteration:
-            self._writes += 1
-            self.events_sent += events
-            self.bytes_sent += len(body)
-            return
+            unfinished = steps.start(sending)  # as the writer would run it (llmstream.handoff)
         except (Exception, asyncio.CancelledError) as exc:  # the writer raises it, as an awaited send would
             self._failed = exc
         else:
+            if unfinished is None:
+                self._writes += 1
+                self.events_sent += events
+                self.bytes_sent += len(body)
+                return
             self._in_send = True
-            self._unfinished = (_Finish(sending, waits_for, self._as_the_writer), events, len(body))
+            self._unfinished = (unfinished, events, len(body))
         self._wake_writer()
-
-    def _as_the_writer(self, step: Callable[[Any], Any], value: Any = None) -> Any:
-        """Run one step of a send as if in the writer task: that task current (asyncio.current_task,
-        which `asyncio.timeout` and cancel scopes need) and in the context the writer started with (for
-        send wrappers that set context variables, such as tracing middleware). The tick is a plain
-        loop callback, so no other task is current here."""
-        task = self._task
-        if task is None or not _no_task():  # already in a task: the writer, finishing the send
-            return self._context.run(step, value)
-        loop = asyncio.get_running_loop()
-        _enter_task(loop, task)
-        try:
-            return self._context.run(step, value)
-        finally:
-            _leave_task(loop, task)
 
     def end(self, error: BaseException | None = None) -> None:
         """The source has delivered its last event (`error`: how it failed, or a ResetStream)."""
@@ -446,7 +435,7 @@ class EventStream:
         if self._unfinished is not None:  # a send the writer never got to finish (it was cancelled)
             sending = self._unfinished[0]
             self._unfinished = None
-            if isinstance(sending, _Finish):
+            if isinstance(sending, Finish):
                 sending.close()
         self.hub.release(self)
         metrics = self.hub.metrics
@@ -552,44 +541,3 @@ _KEPT_ON_ERRORS = frozenset({b"x-request-id"})
 
 def _kept_on_errors(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     return [(name, value) for name, value in headers if name in _KEPT_ON_ERRORS]
-
-
-class _Finish:
-    """Awaits a send coroutine that was started by hand and is suspended on ``waits_for``, exactly as
-    awaiting it from the start would have: the task waits for what the coroutine waits for, and a
-    cancellation or error thrown in reaches the coroutine. Every step runs through ``run_step`` (the
-    stream's `_as_the_writer`), in the same context as the first."""
-
-    __slots__ = ("run_step", "sending", "waits_for")
-
-    def __init__(
-        self, sending: Coroutine[Any, Any, None], waits_for: Any, run_step: Callable[..., Any]
-    ) -> None:
-        self.sending, self.waits_for, self.run_step = sending, waits_for, run_step
-
-    def __await__(self) -> Generator[Any, None, None]:
-        waits_for = self.waits_for
-        while True:
-            try:
-                yield waits_for
-            except BaseException as exc:  # thrown into this await: deliver it to the coroutine
-                try:
-                    waits_for = self.run_step(self.sending.throw, exc)
-                except StopIteration:
-                    return
-                continue
-            try:
-                waits_for = self.run_step(self.sending.send, None)
-            except StopIteration:
-                return
-
-    def close(self) -> None:
-        """The writer will not finish it (the stream ended first): stop the send where it waits."""
-        self.sending.close()
-
-
-def _no_task() -> bool:
-    try:
-        return asyncio.current_task() is None
-    except RuntimeError:  # pragma: no cover (no running loop: not called so)
-        return True

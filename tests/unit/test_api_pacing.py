@@ -490,16 +490,18 @@ async def test_a_send_that_waited_in_the_writer_completes_and_the_stream_goes_on
 
 
 class TaskRecordingSend(RecordingSend):
-    """Records, for each body write, the current task and whether the scheduler's tick made it."""
+    """Records, for each body write, the current task and how many token events the scheduler's tick
+    wrote in it (0 for a write the writer task made)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.writers: list[tuple[asyncio.Task[Any] | None, bool]] = []
+        self.writers: list[tuple[asyncio.Task[Any] | None, int]] = []
 
     async def __call__(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.body":
             from_tick = any(frame.function == "_tick" for frame in inspect.stack(context=0))
-            self.writers.append((asyncio.current_task(), from_tick))
+            tokens = message["body"].count(b"event: token\n") if from_tick else 0
+            self.writers.append((asyncio.current_task(), tokens))
         await super().__call__(message)
 
 
@@ -513,7 +515,8 @@ async def test_paced_tokens_to_a_client_that_keeps_up_are_written_from_the_tick_
     running = asyncio.create_task(stream.run(send))
     await asyncio.wait_for(running, 5)
     assert indices(send.body) == list(range(10))
-    assert sum(from_tick for _, from_tick in send.writers) >= 9, send.writers  # maybe one due with the start
+    # Counted in tokens, not writes: on a busy machine tokens fall due together and share a write.
+    assert sum(tokens for _, tokens in send.writers) >= 9, send.writers  # maybe one due with the start
     assert {task for task, _ in send.writers} == {running}
     assert stream.events_sent == len(regular.tokens) + 2  # start and finish included
 
