@@ -22,16 +22,15 @@ from llmstream.protocols import Scheduled, StreamItem, TokenRun
 from llmstream.scheduler import Ticket, TokenScheduler, scheduler_for
 from llmstream.simulator import StreamPlan
 from llmstream.sources import SEND_TIME_SLOT, PushedSource, ResetStream, Sink
-from llmstream.sse import ServerSentEvent
 
-__all__ = ["PacedSource", "paced", "send_time_slotted"]
+__all__ = ["PacedSource", "paced"]
 
 
 def paced(items: Iterable[StreamItem], plan: StreamPlan, *, timestamps: bool = False) -> PacedSource:
     """``items`` at their due times; then, if the plan ends in a reset, an abrupt end of the connection.
 
-    ``timestamps`` adds the send time ``t`` (Unix seconds) to every event that carries a token, so that a
-    load-test client can measure its own lag behind the server.
+    ``timestamps`` adds the send time ``t`` (Unix seconds) to every token event (each `TokenRun`'s; other
+    items are sent as they are), so that a load-test client can measure its own lag behind the server.
     """
     ending = None
     if plan.ending == "reset":
@@ -131,11 +130,7 @@ class PacedSource(PushedSource):
                     self._next = item
                     return due
                 self._next = item = None
-                if self.send_times and scheduled.token is not None:
-                    data = send_time_slotted(scheduled.event)  # the stream writes the time in as it sends
-                else:
-                    data = scheduled.event.encode()
-                if not sink.offer(data):
+                if not sink.offer(scheduled.event.encode()):
                     return None  # the buffer is full: wait, unscheduled, for resume()
         except Exception as exc:
             self.close()
@@ -155,19 +150,3 @@ class PacedSource(PushedSource):
 
 def _no_run(index: int, text: str) -> bytes:
     raise AssertionError("a token rendered outside a TokenRun")  # pragma: no cover
-
-
-def send_time_slotted(event: ServerSentEvent) -> bytes:
-    """The wire bytes of ``stamped(event, t)`` (llmstream.protocols.wire) with `SEND_TIME_SLOT` for
-    ``t``: the stream fills in the time of the write (llmstream.sources.fill_send_times).
-
-    Spliced rather than rebuilt: rendering and validating a second event costs several times more. The
-    data field is rendered last and a JSON object ends with "}", so the encoded event ends with
-    ``}\n\n`` and the member goes just before it. tests/unit/test_api_pacing.py holds the result,
-    filled, to the bytes of `stamped`.
-    """
-    data = event.data
-    if data is None or not data.endswith("}"):
-        raise ValueError("only an event whose data is a JSON object can carry a send time")
-    member = (b',"t":' if len(data) > 2 else b'"t":') + SEND_TIME_SLOT
-    return event.encode()[:-3] + member + b"}\n\n"

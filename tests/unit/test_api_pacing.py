@@ -14,12 +14,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from llmstream.api.pacing import PacedSource, paced, send_time_slotted
+from llmstream.api.pacing import PacedSource, paced
 from llmstream.hub import StreamHub
-from llmstream.protocols import Scheduled, StreamItem, anthropic, native, openai
+from llmstream.protocols import Scheduled, StreamItem, TokenRun, anthropic, native, openai
 from llmstream.protocols.wire import stamped
 from llmstream.scheduler import scheduler_for
 from llmstream.simulator import Message, StreamPlan, StreamRequest, parse_faults, plan_stream
@@ -160,32 +158,19 @@ async def test_without_timestamps_events_are_sent_as_planned() -> None:
 
 @pytest.mark.parametrize("framing", [native, openai, anthropic], ids=["native", "openai", "anthropic"])
 def test_a_filled_send_time_slot_is_the_encoding_of_stamped(framing: Any) -> None:
-    events = [item.event for item in framing.stream_events(echo_plan(), created=1, request_id="r")]
-    for event in events:
-        if (event.data or "").endswith("}"):
-            filled = fill_send_times(send_time_slotted(event), 1_700_000_000.123456)
-            assert filled == stamped(event, 1_700_000_000.123456).encode()
-
-
-json_objects = st.dictionaries(
-    st.text(max_size=5), st.one_of(st.text(max_size=10), st.integers(), st.none()), max_size=3
-)
-
-
-@given(
-    st.one_of(json_objects.map(json.dumps), json_objects.map(lambda o: json.dumps(o, indent=1))),
-    st.one_of(st.none(), st.text(alphabet="abc", max_size=3)),
-    st.floats(min_value=0, max_value=4e9, allow_nan=False),
-)
-def test_a_filled_slot_matches_stamped_for_any_object(data: str, name: str | None, t: float) -> None:
-    event = ServerSentEvent(data=data, event=name)  # indent=1: data on several lines
-    assert fill_send_times(send_time_slotted(event), t) == stamped(event, t).encode()
-
-
-@pytest.mark.parametrize("data", [None, "[1,2]", '"text"'])
-def test_the_slot_is_refused_where_stamped_refuses(data: str | None) -> None:
-    with pytest.raises(ValueError, match="JSON object"):
-        send_time_slotted(ServerSentEvent(data=data, event="x"))
+    # What PacedSource sends with timestamps: every token event with the slot, filled at the write.
+    t = 1_700_000_000.123456
+    runs = [
+        item
+        for item in framing.stream_items(echo_plan(), created=1, request_id="r")
+        if isinstance(item, TokenRun)
+    ]
+    assert runs
+    for run in runs:
+        slotted = run.template.with_member("t", SEND_TIME_SLOT)
+        for token in run.tokens:
+            filled = fill_send_times(slotted.render(token.index, token.text), t)
+            assert filled == stamped(run.template.event(token.index, token.text), t).encode()
 
 
 async def test_a_reset_plan_ends_with_reset_stream_after_its_events() -> None:
