@@ -44,8 +44,9 @@ __all__ = [
     "status_for",
     "stream_events",
     "stream_items",
-    "token_templates",
 ]
+
+_EVENT_TYPES: dict[TokenKind, str] = {"text": "token", "thinking": "thinking"}
 
 _STATUS: dict[ErrorKind, int] = {
     "invalid_request": 400,
@@ -68,9 +69,11 @@ def stream_events(plan: StreamPlan, *, created: int, request_id: str) -> Iterato
 def stream_items(plan: StreamPlan, *, created: int, request_id: str) -> Iterator[StreamItem]:
     """`stream_events` as the server sends it: each run of tokens of one kind is one `TokenRun`."""
     yield Scheduled(0.0, start_event(plan, created=created, request_id=request_id))
-    templates = token_templates(plan.stream_key)
+    prefix = event_id_prefix(plan.stream_key)
     for kind, tokens in runs_by_kind(plan.tokens):
-        yield TokenRun(tokens, templates[kind])
+        # One template per run, made when the run starts: a stream with no thinking makes none for it.
+        family = EventFamily(event=_EVENT_TYPES[kind], id_prefix=prefix)
+        yield TokenRun(tokens, TokenTemplate(family, {"index": INDEX, "text": TEXT}))
     if plan.ending == "finish":
         yield Scheduled(plan.end_ms, finish_event(plan))
     elif plan.ending == "error":
@@ -87,16 +90,6 @@ def start_event(plan: StreamPlan, *, created: int, request_id: str) -> ServerSen
     if plan.resumed_after is not None:
         data["resumed_after"] = plan.resumed_after
     return ServerSentEvent.json(data, event="start")
-
-
-def token_templates(stream_key: str) -> dict[TokenKind, TokenTemplate]:
-    """A stream's ``token`` and ``thinking`` events, by kind: their ids share the stream key."""
-    prefix = event_id_prefix(stream_key)
-    payload = {"index": INDEX, "text": TEXT}
-    return {
-        "text": TokenTemplate(EventFamily(event="token", id_prefix=prefix), payload),
-        "thinking": TokenTemplate(EventFamily(event="thinking", id_prefix=prefix), payload),
-    }
 
 
 def finish_event(plan: StreamPlan) -> ServerSentEvent:
