@@ -36,7 +36,7 @@ def block_loop(seconds: float) -> None:
 
 
 async def test_clients_due_at_the_same_instant_are_all_served_in_one_tick() -> None:
-    scheduler = TokenScheduler()
+    scheduler = TokenScheduler(budget=1.0)  # a budget no busy machine reaches in 500 serves
     loop = asyncio.get_running_loop()
     due = loop.time() + 0.02
     clients = [Recorder(scheduler) for _ in range(500)]
@@ -62,6 +62,44 @@ async def test_one_tick_serves_the_due_clients_in_order_of_due_time() -> None:
     await asyncio.sleep(0.1)
     assert scheduler.ticks == 1
     assert order == sorted(dues)
+
+
+class SlowRecorder(Recorder):
+    """A client whose every serve takes `cost` seconds of the loop (a big batch of writes)."""
+
+    def __init__(self, scheduler: TokenScheduler, name: object, cost: float) -> None:
+        super().__init__(scheduler, name)
+        self.cost = cost
+
+    def serve(self, now: float) -> float | None:
+        block_loop(self.cost)
+        return super().serve(now)
+
+
+async def test_a_tick_past_its_budget_lets_the_loop_run_before_it_serves_the_rest() -> None:
+    # Regression: a core behind its schedule spent one long tick catching up, and a new stream's
+    # steps (accept, read, handler) each waited for it: past capacity, first events came seconds late.
+    scheduler = TokenScheduler(budget=0.005)
+    loop = asyncio.get_running_loop()
+    order: list[object] = []
+    start = loop.time() + 0.01
+    for k in range(160):  # 32 serves (a look at the clock) of 0.2 ms each overrun the budget
+        client = SlowRecorder(scheduler, k, cost=0.0002)
+        client.log = order
+        scheduler.schedule(client.ticket, start)  # ties are served in the order scheduled
+
+    def other_work(turns_left: int) -> None:  # what the loop does between ticks: I/O, task steps
+        order.append("loop")
+        if turns_left:
+            loop.call_soon(other_work, turns_left - 1)
+
+    loop.call_at(start, other_work, 500)
+    await asyncio.sleep(0.3)
+    served = [name for name in order if name != "loop"]
+    assert served == list(range(160))  # each once, in order
+    assert scheduler.ticks == 5
+    runs = "".join("c" if name != "loop" else " " for name in order).split()
+    assert [len(run) for run in runs] == [32] * 5  # the loop had a turn between every two parts
 
 
 async def test_an_unscheduled_client_is_not_served_and_nothing_stays_registered() -> None:
