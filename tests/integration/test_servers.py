@@ -278,6 +278,28 @@ async def test_serves_health_readiness_and_a_stream(setup: str, tmp_path: Path) 
     assert len(closed) == 1, server.log()
 
 
+@pytest.mark.parametrize("setup", ALL_SETUPS)
+async def test_a_client_that_hangs_up_ends_its_stream_quietly(setup: str, tmp_path: Path) -> None:
+    # The handler runs in the server's own task for the request (llmstream.sse_response), which a
+    # hang-up cancels: that cancellation must end the stream, not leak to the server as an error.
+    with serving(setup, tmp_path) as server:
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
+            decoder, events = SSEDecoder(), []
+            async with client.stream("GET", f"{COUNTER}?interval=0.05") as response:
+                async for chunk in response.aiter_raw():
+                    events += decoder.feed(chunk)
+                    if len(events) >= 2:
+                        break  # leaving the block closes the connection mid-stream
+            closed = wait_for_log(server, r"llmstream\.stream: stream \S+ closed: client_disconnected", 1)
+            after = await read_events(client, f"{server.base_url}{COUNTER}?interval=0.01&limit=2")
+            health = await client.get("/healthz")
+    assert len(closed) == 1, server.log()
+    assert [e.event for e in after.events] == ["count", "count", "done"]
+    assert health.status_code == 200
+    assert "Traceback" not in server.log()
+    assert "Exception in ASGI application" not in server.log()
+
+
 async def test_hypercorn_serves_http2_with_prior_knowledge(tmp_path: Path) -> None:
     with serving("hypercorn-asyncio", tmp_path) as server:
         async with httpx.AsyncClient(http1=False, http2=True, timeout=10) as client:

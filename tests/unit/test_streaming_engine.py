@@ -64,6 +64,42 @@ async def test_ready_events_are_coalesced_into_few_writes() -> None:
     assert len(body_writes) <= 1000 // 64 + 3
 
 
+async def test_a_stream_cancelled_while_it_finishes_is_still_released_and_counted() -> None:
+    # Regression: a hang-up that cancelled the stream while _finish waited for its producer to unwind
+    # skipped the release: the stream stayed in the hub, holding its place against max_streams.
+    unwinding = asyncio.Event()
+
+    class SlowToUnwind:
+        """A source whose cleanup takes a moment (closing an upstream connection, say)."""
+
+        def __init__(self) -> None:
+            self.sent = False
+
+        def __aiter__(self) -> SlowToUnwind:
+            return self
+
+        async def __anext__(self) -> ServerSentEvent:
+            if not self.sent:
+                self.sent = True
+                return ServerSentEvent(data="x")
+            try:
+                await asyncio.sleep(3600)
+            finally:
+                unwinding.set()
+                await asyncio.sleep(0.05)
+            raise StopAsyncIteration
+
+    stream = new_stream(SlowToUnwind(), max_duration=0.05)  # ends it while the producer waits
+    hub = stream.hub
+    running = asyncio.ensure_future(stream.run(RecordingSend()))
+    await asyncio.wait_for(unwinding.wait(), 5)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    assert hub.open == set()
+    assert sum(hub.metrics.closed.values()) == 1
+
+
 async def test_a_stream_cannot_be_started_twice() -> None:
     stream = new_stream(tokens(1))
     await stream.run(RecordingSend())
