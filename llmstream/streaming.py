@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import orjson
 from werkzeug.exceptions import HTTPException
 
+from llmstream.direct_write import DirectWrite, direct_write_for
 from llmstream.handoff import Finish, TaskSteps, in_a_callback
 from llmstream.sources import PushedSource, ResetStream, Source, fill_send_times
 from llmstream.sse import ServerSentEvent
@@ -135,6 +136,7 @@ class EventStream:
     __slots__ = (
         "__weakref__",
         "_chunks",
+        "_direct",
         "_error",
         "_events_produced",
         "_failed",
@@ -197,6 +199,7 @@ class EventStream:
         self._unfinished: tuple[Awaitable[None], int, int] | None = None
         self._failed: BaseException | None = None
         self._steps: TaskSteps | None = None  # how flush() runs a send's steps as the writer would
+        self._direct: DirectWrite | None = None  # how flush() writes past `send`, on Uvicorn
         self._space: asyncio.Future[None] | None = None
         self._refused = False  # a PushedSource waits for resume()
         self._producer: asyncio.Task[None] | None = None
@@ -244,7 +247,7 @@ class EventStream:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             del headers  # sent: an open stream need not hold them for its whole life
             await self._write(send, self._opening(), 0)
-            self._send = send
+            self._send, self._direct = send, direct_write_for(send)
             self._steps = (
                 TaskSteps(self._task, contextvars.copy_context()) if self._task is not None else None
             )
@@ -338,6 +341,12 @@ class EventStream:
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if self._send_times:
             body = fill_send_times(body, time.time())
+        direct = self._direct
+        if direct is not None and direct(body):  # llmstream.direct_write: a third of the CPU, on Uvicorn
+            self._writes += 1
+            self.events_sent += events
+            self.bytes_sent += len(body)
+            return
         try:
             sending = send({"type": "http.response.body", "body": body, "more_body": True})
         except Exception as exc:  # a send that is not a coroutine function may fail on the call
@@ -475,7 +484,7 @@ class EventStream:
             self._forget(reason)
 
     def _forget(self, reason: CloseReason) -> None:
-        self._send = None
+        self._send = self._direct = None
         if self._unfinished is not None:  # a send the writer never got to finish (it was cancelled)
             sending = self._unfinished[0]
             self._unfinished = None

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import gc
+import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import uvicorn
+from quart import Quart
 
+from llmstream.app import create_app
+from llmstream.config import Settings
+from llmstream.servers import bind_socket
 from tests.integration.serverproc import RunningServer, free_port, running_server
 
 # Every engine test runs against each of these: same app, same behaviour.
@@ -47,3 +56,34 @@ def server(
     log_path: Path = tmp_path_factory.mktemp(setup) / "server.log"
     with running_server(serve_command(setup, port, *ENGINE_FLAGS), port, log_path=log_path) as running:
         yield running
+
+
+@contextlib.asynccontextmanager
+async def serving_in_process(*, send_buffer: int = 0) -> AsyncIterator[tuple[str, Quart]]:
+    """The app on a real Uvicorn in this process, for tests that look inside it: (base URL, app).
+    ``send_buffer``: the kernel's send buffer of every connection (SO_SNDBUF; 0: the system's)."""
+    port = free_port()
+    app = create_app(Settings(host="127.0.0.1", port=port, log_level="WARNING"))
+    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+    sock = bind_socket("127.0.0.1", port)
+    if send_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)  # accepted sockets inherit it
+    serving = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            await asyncio.sleep(0.025)
+        assert server.started
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(serving, 20)
+        gc.unfreeze()  # the app froze this process's objects when it started serving
+
+
+@pytest.fixture
+async def in_process_server() -> AsyncIterator[tuple[str, Quart]]:
+    """The app on a real Uvicorn in this process (`serving_in_process`)."""
+    async with serving_in_process() as served:
+        yield served

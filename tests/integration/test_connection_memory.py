@@ -2,43 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import json
 import types
-from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-import uvicorn
 from quart import Quart, Request
 
-from llmstream.app import create_app
-from llmstream.config import Settings
-from llmstream.servers import bind_socket
 from llmstream.sse_response import EventStreamResponse, hub_of
-from tests.integration.serverproc import free_port
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-async def in_process_server() -> AsyncIterator[tuple[str, Quart]]:
-    port = free_port()
-    app = create_app(Settings(host="127.0.0.1", port=port, log_level="WARNING"))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
-    serving = asyncio.create_task(server.serve(sockets=[bind_socket("127.0.0.1", port)]))
-    try:
-        for _ in range(200):
-            if server.started:
-                break
-            await asyncio.sleep(0.025)
-        assert server.started
-        yield f"http://127.0.0.1:{port}", app
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(serving, 20)
-        gc.unfreeze()  # the app froze this process's objects when it started serving
 
 
 def live_requests() -> list[Request]:
