@@ -167,12 +167,14 @@ class TokenScheduler:
         served = 0
         measured = overran = False
         while heap and heap[0][0] <= now:
+            was_due, seq, ticket = heap[0]
+            if ticket.seq != seq:
+                heapq.heappop(heap)
+                continue  # unscheduled or rescheduled since
             if served and served % _CLOCK_EVERY == 0 and loop.time() >= stop_at:
                 overran = True  # the rest is served in the next iteration, after the loop's I/O
                 break
-            was_due, seq, ticket = heapq.heappop(heap)
-            if ticket.seq != seq:
-                continue  # unscheduled or rescheduled since
+            heapq.heappop(heap)
             ticket.seq = 0
             self._live -= 1
             served += 1
@@ -195,7 +197,7 @@ class TokenScheduler:
         while heap and heap[0][2].seq != heap[0][1]:
             heapq.heappop(heap)
         if heap:
-            self._arm(heap[0][0], at_once=overran)
+            self._arm(heap[0][0], at_once=overran and heap[0][0] <= now)
 
     def _arm(self, due: float, *, at_once: bool = False) -> None:
         at = due if at_once else max(due, self._last_served + self.quantum)

@@ -75,27 +75,31 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
     Quart's `asyncio.wait` did: the same behaviour with one task and one wait fewer.
     """
 
+    _hang_up: _HangUp
+
     async def __call__(self, receive: Any, send: Any) -> None:
         task = asyncio.current_task()
-        assert task is not None  # every ASGI server calls the app from a task
+        if task is None:  # every ASGI server calls the app from a task
+            raise RuntimeError("StreamingHTTPConnection must be called from an asyncio task")
+        cancelling = task.cancelling()  # cancellations already asked for are someone else's
         request = self._create_request_from_scope(send)
         receiver = asyncio.ensure_future(self.handle_messages(request, receive))
         handling = self.handle_request(request, send)
         del request  # the receiver and the handler hold it as long as each needs it
-        on_disconnect = _CancelWhileHandling(task)
-        receiver.add_done_callback(on_disconnect)
+        hang_up = self._hang_up = _HangUp(task)
+        receiver.add_done_callback(hang_up)
         try:
             await handling
         except asyncio.CancelledError:
             # Ours (the client went away): the handler has ended as Quart's would, cancelled. Anyone
             # else's (the server's) goes on up.
-            if not on_disconnect.cancelled or task.uncancel() > 0:
+            if not hang_up.cancelled or task.uncancel() > cancelling:
                 raise
         else:
-            if on_disconnect.cancelled:  # the handler ended without taking the cancellation
+            if hang_up.cancelled:  # the handler ended without taking the cancellation
                 task.uncancel()
         finally:
-            on_disconnect.handling = False
+            hang_up.handling, hang_up.stream = False, None
             receiver.cancel()
             await asyncio.gather(receiver, return_exceptions=True)
         raise_task_exceptions({receiver})
@@ -124,8 +128,9 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
             # Sent by its own run(), with no timeout; the stream needs only its status and headers of
             # the response object, so no frame keeps that either while the stream is open.
             # No local keeps the header list either: run() drops it once the headers are sent.
-            running = response.stream.run(send, status=response.status_code, headers=_wire_headers(response))
-            del response
+            stream = self._hang_up.stream = response.stream
+            running = stream.run(send, status=response.status_code, headers=_wire_headers(response))
+            del response, stream
             await running
             return
         if isinstance(response, Response) and response.timeout != Ellipsis:
@@ -136,21 +141,28 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
             await asyncio.wait_for(self._send_response(send, response), timeout=timeout)
 
 
-class _CancelWhileHandling:
+class _HangUp:
     """The receiver's done callback: the client is gone (or its receive failed), so cancel the
-    handling `task`, unless the handling has ended already (the task is the server's, and goes on)."""
+    handling `task`, unless the handling has ended already (the task is the server's, and goes on) or
+    its event `stream` has answered in full. Uvicorn answers every receive with `http.disconnect` once
+    a response is complete (uvicorn/protocols/http/httptools_impl.py, `RequestResponseCycle.receive`),
+    and the stream may still be closing its source then: that is no hang-up to cut short."""
 
-    __slots__ = ("cancelled", "handling", "task")
+    __slots__ = ("cancelled", "handling", "stream", "task")
 
     def __init__(self, task: asyncio.Task[Any]) -> None:
         self.task = task
         self.handling = True
         self.cancelled = False
+        self.stream: EventStream | None = None
 
     def __call__(self, receiver: asyncio.Future[None]) -> None:
-        if self.handling and not receiver.cancelled():
-            self.cancelled = True
-            self.task.cancel()
+        if not self.handling or receiver.cancelled():
+            return
+        if self.stream is not None and self.stream.answered:
+            return
+        self.cancelled = True
+        self.task.cancel()
 
 
 def _wire_headers(response: EventStreamResponse) -> list[tuple[bytes, bytes]]:

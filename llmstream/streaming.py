@@ -25,8 +25,9 @@ Why this shape:
   `buffer_events` events share one ASGI message.
 - No per-event timer, lock or task: heartbeats, write timeouts and max durations are all checked by one
   periodic watchdog per app, which compares counters the writer bumps.
-- A client disconnect reaches us as CancelledError (Quart cancels the handler task when the server
-  reports `http.disconnect`); we record the reason and re-raise, never swallow it.
+- A client disconnect reaches us as CancelledError (StreamingHTTPConnection cancels the handling task
+  when the server reports `http.disconnect` before the response is complete); we record the reason
+  and re-raise, never swallow it. Only the watchdog's own cancellation (a write timeout) ends here.
 """
 
 from __future__ import annotations
@@ -135,6 +136,7 @@ class EventStream:
     # of sharing its class's keys, 1.5 KiB per open stream where slots take 0.3 (measured, tracemalloc).
     __slots__ = (
         "__weakref__",
+        "_answered",
         "_chunks",
         "_direct",
         "_error",
@@ -156,6 +158,7 @@ class EventStream:
         "_state",
         "_steps",
         "_task",
+        "_timed_out",
         "_unfinished",
         "_wake",
         "_writes",
@@ -204,6 +207,8 @@ class EventStream:
         self._refused = False  # a PushedSource waits for resume()
         self._producer: asyncio.Task[None] | None = None
         self._task: asyncio.Task[Any] | None = None
+        self._timed_out = False  # the watchdog cancelled the task: the client took no bytes in time
+        self._answered = False  # the response's last message has gone to the server
         # Progress counters the watchdog reads: no clock reads on the per-event path.
         self._writes = 0
         self._in_send = False
@@ -229,7 +234,8 @@ class EventStream:
         if (refusal := self.hub.admit(self)) is not None:
             await self._refuse(send, refusal, _kept_on_errors(headers))
             return
-        self._task = asyncio.current_task()
+        task = self._task = asyncio.current_task()
+        cancelling = task.cancelling() if task is not None else 0
         self._opened_at = self._quiet_since = loop.time()
         try:
             if self._pushed is not None:
@@ -243,6 +249,7 @@ class EventStream:
             # HTTP error instead of a 200 stream holding an error event.
             if self.reason == "error" and self._events_produced == 0:
                 await _send_error_response(send, self._error, _kept_on_errors(headers))
+                self._answered = True
                 return
             await send({"type": "http.response.start", "status": status, "headers": headers})
             del headers  # sent: an open stream need not hold them for its whole life
@@ -261,15 +268,25 @@ class EventStream:
                 return
             final = self._final_bytes()
             await send({"type": "http.response.body", "body": final, "more_body": False})
+            self._answered = True
             self.bytes_sent += len(final)
         except asyncio.CancelledError:
             self._set_reason("client_disconnected")
-            raise
+            # The watchdog's own cancellation (a write timeout) ends the stream here: the server then
+            # drops a connection whose response never completed. Anyone else's goes on up.
+            if not self._timed_out or task is None or task.uncancel() > cancelling:
+                raise
         except Exception as exc:  # the server's send failed: nothing more can be written
             self._set_reason("error")
             self._error = self._error or exc
         finally:
             await self._finish()
+
+    @property
+    def answered(self) -> bool:
+        """The response's last message (the final chunk, or a whole error or refusal) has been sent:
+        the client going away from here on cuts nothing short."""
+        return self._answered
 
     def request_close(self, reason: CloseReason) -> None:
         """Ask the stream to end with `reason`: flush what is ready, send the final event, close."""
@@ -290,9 +307,14 @@ class EventStream:
         if self._in_send:
             if self._send_seen != self._writes:
                 self._send_seen, self._send_seen_at = self._writes, now
-            elif now - self._send_seen_at >= options.write_timeout and self._task is not None:
+            elif (
+                now - self._send_seen_at >= options.write_timeout
+                and self._task is not None
+                and not self._timed_out
+            ):
                 # The client accepts no bytes: nothing more can be sent, so drop the connection.
                 self._set_reason("write_timeout")
+                self._timed_out = True
                 self._task.cancel()
             return
         if options.max_duration is not None and now - self._opened_at >= options.max_duration:
@@ -471,13 +493,17 @@ class EventStream:
         self._state = "finished"
         reason: CloseReason = self.reason or "error"
         try:
-            producer = self._producer
-            if producer is not None:
-                producer.cancel()
-                # Wait for the producer to unwind (its source sees CancelledError at its await point) ...
-                await asyncio.gather(producer, return_exceptions=True)
-            # ... and close the source in case it was parked at a `yield` or never started.
-            await self._close_source()
+            await self._end_source()
+        except asyncio.CancelledError:
+            # Cancelled while the producer unwinds (a hang-up after a failed send, the server's own
+            # cancellation): the source is still closed, in a task of its own, and the cancellation
+            # goes on up at once.
+            closing = asyncio.get_running_loop().create_task(
+                self._end_source(), context=contextvars.Context()
+            )
+            _closing.add(closing)
+            closing.add_done_callback(_closing.discard)
+            raise
         finally:
             # Even when cancelled in the waits above (a hang-up while a finished stream unwinds its
             # producer): a stream left in the hub would hold its place against max_streams forever.
@@ -523,9 +549,19 @@ class EventStream:
                 {"error": {"type": "unavailable", "message": f"{why}; retry after {retry_after} s"}},
                 [(b"retry-after", str(retry_after).encode()), *kept],
             )
+            self._answered = True
         finally:
             self._state = "finished"
             await self._close_source()
+
+    async def _end_source(self) -> None:
+        producer = self._producer
+        if producer is not None and not producer.done():
+            producer.cancel()
+            # Wait for the producer to unwind (its source sees CancelledError at its await point) ...
+            await asyncio.wait([producer])
+        # ... and close the source in case it was parked at a `yield` or never started.
+        await self._close_source()
 
     async def _close_source(self) -> None:
         if self._pushed is not None:
@@ -551,6 +587,11 @@ class EventStream:
         retry_ms = round(base * random.uniform(0.5, 1.5)) if self.reason == "server_shutdown" else base
         event = self.final_event(Closing(self.reason, self.stream_id, retry_ms, self._error))
         return b"" if event is None else event.encode()
+
+
+# Sources whose closing outlived their stream's cancellation (EventStream._finish): held here until done,
+# as the loop keeps only weak references to tasks.
+_closing: set[asyncio.Task[None]] = set()
 
 
 async def _aclose_quietly(source: object, stream_id: str) -> None:

@@ -64,10 +64,12 @@ async def test_ready_events_are_coalesced_into_few_writes() -> None:
     assert len(body_writes) <= 1000 // 64 + 3
 
 
-async def test_a_stream_cancelled_while_it_finishes_is_still_released_and_counted() -> None:
+async def test_a_stream_cancelled_while_it_finishes_is_still_released_counted_and_closed() -> None:
     # Regression: a hang-up that cancelled the stream while _finish waited for its producer to unwind
-    # skipped the release: the stream stayed in the hub, holding its place against max_streams.
+    # skipped the release (the stream stayed in the hub, holding its place against max_streams) and
+    # the source's aclose() (an upstream connection would have been left to the garbage collector).
     unwinding = asyncio.Event()
+    closed = asyncio.Event()
 
     class SlowToUnwind:
         """A source whose cleanup takes a moment (closing an upstream connection, say)."""
@@ -89,6 +91,10 @@ async def test_a_stream_cancelled_while_it_finishes_is_still_released_and_counte
                 await asyncio.sleep(0.05)
             raise StopAsyncIteration
 
+        async def aclose(self) -> None:
+            assert unwinding.is_set()  # closed once the producer has unwound, not under it
+            closed.set()
+
     stream = new_stream(SlowToUnwind(), max_duration=0.05)  # ends it while the producer waits
     hub = stream.hub
     running = asyncio.ensure_future(stream.run(RecordingSend()))
@@ -98,6 +104,7 @@ async def test_a_stream_cancelled_while_it_finishes_is_still_released_and_counte
         await running
     assert hub.open == set()
     assert sum(hub.metrics.closed.values()) == 1
+    await asyncio.wait_for(closed.wait(), 5)
 
 
 async def test_a_stream_cannot_be_started_twice() -> None:
