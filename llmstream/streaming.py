@@ -223,9 +223,17 @@ class EventStream:
     # ---- the life of the stream -------------------------------------------------------------------
 
     async def run(
-        self, send: Send, *, status: int = 200, headers: Iterable[tuple[bytes, bytes]] = ()
+        self,
+        send: Send,
+        *,
+        status: int = 200,
+        headers: Iterable[tuple[bytes, bytes]] = (),
+        received_at: float | None = None,
     ) -> None:
-        """Send the whole response. Returns when the stream has ended, for whatever reason."""
+        """Send the whole response. Returns when the stream has ended, for whatever reason.
+
+        ``received_at``: the loop time the request reached the app; a pushed source's schedule counts
+        from it (now, if None)."""
         if self._state != "new":
             raise RuntimeError(f"stream {self.stream_id} was already started; an EventStream runs once")
         self._state = "running"
@@ -239,7 +247,8 @@ class EventStream:
         self._opened_at = self._quiet_since = loop.time()
         try:
             if self._pushed is not None:
-                self._pushed.start(self)  # delivers at once whatever is already due
+                # Delivers at once whatever is already due, counting from the request's arrival.
+                self._pushed.start(self, self._opened_at if received_at is None else received_at)
             else:
                 self._producer = loop.create_task(
                     self._produce(), name=f"llmstream-producer-{self.stream_id}"

@@ -1,9 +1,11 @@
 """Pacing: scheduled events (due times in ms) in, events at their due times out.
 
-An absolute schedule: t0 is the loop's time when the stream opens, and event k is sent at
-t0 + due_ms[k]. Sending "when due" rather than "after the gap" means pacing never drifts, a late event
-(a slow client, a busy loop) does not push every later one back, and an event already due goes out at
-once, so the `instant` model never waits at all.
+An absolute schedule: t0 is the loop's time when the request reached the app, and event k is sent at
+t0 + due_ms[k]. A model's time to first token counts from the request, as a provider's does, and the
+time the request took to reach its stream is not added to every token of it. Sending "when due"
+rather than "after the gap" means pacing never drifts, a late event (a slow client, a busy loop) does
+not push every later one back, and an event already due goes out at once, so the `instant` model never
+waits at all.
 
 No stream sleeps, and no stream has a task pulling its events: a `PacedSource` is a `PushedSource`
 (llmstream.sources) that the loop's shared TokenScheduler (llmstream.scheduler) serves at its next due
@@ -61,12 +63,14 @@ class PacedSource(PushedSource):
         """Waiting in the scheduler for its next due time."""
         return self._ticket.scheduled
 
-    def start(self, sink: Sink) -> None:
+    def start(self, sink: Sink, since: float | None = None) -> None:
+        """Offer what is due, counting from ``since`` (loop time; now if None or later)."""
         if self._closed:
             return
         loop = asyncio.get_running_loop()
         self._sink, self._scheduler = sink, scheduler_for(loop)
-        self._t0 = now = loop.time()
+        now = loop.time()
+        self._t0 = now if since is None else min(since, now)
         self._wait_for(self.serve(now))
 
     def resume(self) -> None:

@@ -105,6 +105,30 @@ async def test_a_late_loop_does_not_push_the_schedule_back() -> None:
     assert last_due <= arrivals[-2] < last_due + 0.03
 
 
+async def test_the_schedule_counts_from_when_the_request_arrived() -> None:
+    # The time a request took to reach its stream (a busy loop, the handler) is not added to every
+    # token: what came due meanwhile leaves at once, the rest at its time from the request's arrival.
+    regular = plan(ttft_ms=100, tokens_per_s=20, jitter=0, max_tokens=8)  # due at 100, 150 ... 450 ms
+    sink = Arrivals()
+    arrived = sink.start - 0.22  # the request reached the app 220 ms before its stream started
+    paced(events_of(regular), regular).start(sink, arrived)
+    assert await asyncio.wait_for(sink.ended, 5) is None
+    due = [0.0] + [t.due_ms / 1000 for t in regular.tokens] + [regular.end_ms / 1000]
+    assert len(sink.arrivals) == len(due)
+    for (at, _), expected in zip(sink.arrivals, due, strict=True):
+        expected = max(0.0, expected - 0.22)
+        assert expected <= at < expected + 0.05
+
+
+async def test_a_schedule_never_counts_from_a_time_still_to_come() -> None:
+    regular = plan(ttft_ms=0, tokens_per_s=20, jitter=0, max_tokens=4)  # due at 0, 50, 100, 150 ms
+    sink = Arrivals()
+    paced(events_of(regular), regular).start(sink, sink.start + 10)  # no event may wait for this
+    assert await asyncio.wait_for(sink.ended, 5) is None
+    assert sink.arrivals[1][0] < 0.05  # the first token is due at once
+    assert sink.arrivals[-2][0] < 0.2
+
+
 async def test_a_full_sink_waits_unscheduled_then_catches_up_in_order() -> None:
     regular = plan(ttft_ms=0, tokens_per_s=50, jitter=0, max_tokens=20)  # every 20 ms from 0
     assert len(regular.tokens) == 20

@@ -1,4 +1,8 @@
-"""How a stream's connection ends, seen from inside a real Uvicorn (the default server).
+"""A stream's connection (llmstream.sse_response) inside a real Uvicorn (the default server): when its
+schedule starts, and how it ends.
+
+A paced stream's schedule counts from when the request reached the app, not from when its stream
+started: a model's time to first token is the time from the request, as a provider's is.
 
 Uvicorn answers every `receive()` with `http.disconnect` once a response is complete, so the
 connection's receiver ends then, while the stream may still be closing its source: that must not cut
@@ -8,6 +12,7 @@ the closing short.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 import pytest
@@ -59,3 +64,32 @@ async def test_a_stream_that_ends_normally_still_closes_its_source() -> None:
         await asyncio.wait_for(asyncio.gather(*(source.closed.wait() for source in sources)), 5)
         closed = hub_of(app).metrics.closed
         assert closed["complete"] == sum(closed.values()) == 10
+
+
+async def test_time_to_first_token_counts_from_when_the_request_reached_the_app() -> None:
+    async with serving_in_process() as (base_url, app):
+
+        @app.before_request
+        async def slow_middleware() -> None:  # what any slow step before the stream would do
+            await asyncio.sleep(0.5)
+
+        body = {
+            "messages": [{"role": "user", "content": "one two three"}],
+            "stream": True,
+            "model": "echo",
+            "ttft_ms": 600,
+            "tokens_per_s": 20,
+            "jitter": 0,
+            "max_tokens": 1,
+        }
+        async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
+            sent = time.monotonic()
+            async with client.stream("POST", "/api/chat", json=body) as response:
+                assert response.status_code == 200
+                async for line in response.aiter_lines():
+                    if line == "event: token":
+                        first_token = time.monotonic() - sent
+                        break
+    # Due 600 ms after the request arrived, 100 ms after the stream started; counted from the start,
+    # it would have come after 1.1 s.
+    assert 0.6 <= first_token < 0.95, first_token
