@@ -13,7 +13,7 @@ import gc
 import logging
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from quart import Quart, Request, Response, current_app, request
 from quart.asgi import ASGIHTTPConnection, _handle_exception
@@ -24,6 +24,9 @@ from llmstream.sources import Source
 from llmstream.streaming import EventStream, FinalEvent, default_final_event
 
 _HUB_KEY = "llmstream.hub"
+
+# What a connection still reads of its request: more of the body, only a disconnect, or nothing more.
+_Reading = Literal["body", "complete", "gone"]
 
 
 class EventStreamResponse(Response):
@@ -76,7 +79,7 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
     """
 
     _hang_up: _HangUp
-    _received_at: float  # loop time
+    _received_at: float  # loop time: when the request reached the app, then when its body was complete
 
     async def __call__(self, receive: Any, send: Any) -> None:
         task = asyncio.current_task()
@@ -85,12 +88,12 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
         cancelling = task.cancelling()  # cancellations already asked for are someone else's
         self._received_at = asyncio.get_running_loop().time()
         request = self._create_request_from_scope(send)
-        # The first message is read here, not in the receiver: a request's body nearly always comes
-        # with its head, and the handler then runs to its first event in this step. Waiting for the
-        # receiver's first step and then for its wake-up cost two loop iterations per request, each
-        # as long as the loop's busiest (a paced stream's every token counts from its start).
-        first = await receive()
-        receiver = asyncio.ensure_future(self.handle_messages(request, receive, first))
+        # The first message is taken here, not by the receiver: a request's body nearly always comes
+        # with its head, and the handler then finds it complete and runs to its first event in this
+        # step. Waiting for the receiver's first step and then for its wake-up cost two loop
+        # iterations per request, each as long as the loop's busiest.
+        reading = self._take(request, await receive())
+        receiver = asyncio.ensure_future(self.handle_messages(request, receive, reading))
         handling = self.handle_request(request, send)
         del request  # the receiver and the handler hold it as long as each needs it
         hang_up = self._hang_up = _HangUp(task)
@@ -111,22 +114,26 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
             await asyncio.gather(receiver, return_exceptions=True)
         raise_task_exceptions({receiver})
 
-    async def handle_messages(self, request: Request, receive: Any, first: Any = None) -> None:
-        message = first
-        while True:
-            if message is None:
-                message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            if message["type"] == "http.request":
-                request.body.append(message.get("body", b""))
-                if not message.get("more_body", False):
-                    request.body.set_complete()
-                    break
-            message = None
+    async def handle_messages(self, request: Request, receive: Any, reading: _Reading = "body") -> None:
+        while reading == "body":
+            reading = self._take(request, await receive())
         del request  # the body is complete: from here on, only a disconnect matters
-        while (await receive())["type"] != "http.disconnect":
-            pass
+        if reading == "complete":
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+    def _take(self, request: Request, message: dict[str, Any]) -> _Reading:
+        """One ASGI message of the request into ``request``; what is left to read."""
+        if message["type"] == "http.disconnect":
+            return "gone"
+        if message["type"] == "http.request":
+            request.body.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                request.body.set_complete()
+                # Received in full: a paced stream's schedule counts from here (loop time).
+                self._received_at = asyncio.get_running_loop().time()
+                return "complete"
+        return "body"
 
     async def handle_request(self, request: Request, send: Any) -> None:
         try:
