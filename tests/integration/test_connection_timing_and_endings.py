@@ -12,6 +12,7 @@ the closing short.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 
 import httpx
@@ -45,6 +46,16 @@ class RecordedSource:
         self.closed.set()
 
 
+CHAT = {
+    "messages": [{"role": "user", "content": "one two three"}],
+    "stream": True,
+    "model": "echo",
+    "tokens_per_s": 20,
+    "jitter": 0,
+    "max_tokens": 1,
+}
+
+
 async def test_a_stream_that_ends_normally_still_closes_its_source() -> None:
     # Regression: the receiver's end after the final chunk was taken for a hang-up and cancelled the
     # handler while the stream awaited its producer, so the source's aclose() never ran.
@@ -66,22 +77,14 @@ async def test_a_stream_that_ends_normally_still_closes_its_source() -> None:
         assert closed["complete"] == sum(closed.values()) == 10
 
 
-async def test_time_to_first_token_counts_from_when_the_request_reached_the_app() -> None:
+async def test_time_to_first_token_counts_from_when_the_request_was_received() -> None:
     async with serving_in_process() as (base_url, app):
 
         @app.before_request
         async def slow_middleware() -> None:  # what any slow step before the stream would do
             await asyncio.sleep(0.5)
 
-        body = {
-            "messages": [{"role": "user", "content": "one two three"}],
-            "stream": True,
-            "model": "echo",
-            "ttft_ms": 600,
-            "tokens_per_s": 20,
-            "jitter": 0,
-            "max_tokens": 1,
-        }
+        body = {**CHAT, "ttft_ms": 600}
         async with httpx.AsyncClient(base_url=base_url, timeout=10) as client:
             sent = time.monotonic()
             async with client.stream("POST", "/api/chat", json=body) as response:
@@ -93,3 +96,39 @@ async def test_time_to_first_token_counts_from_when_the_request_reached_the_app(
     # Due 600 ms after the request arrived, 100 ms after the stream started; counted from the start,
     # it would have come after 1.1 s.
     assert 0.6 <= first_token < 0.95, first_token
+
+
+async def test_a_body_sent_in_parts_is_read_whole_and_the_schedule_counts_from_its_end() -> None:
+    # The connection takes a request's first message itself; the rest of a body sent in parts is the
+    # receiver's, and the handler waits for it, as it would under Quart's own connection.
+    body = json.dumps({**CHAT, "ttft_ms": 300}).encode()
+    half = len(body) // 2
+    head = (
+        "POST /api/chat HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    async with serving_in_process() as (base_url, _):
+        host, port = base_url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(head + body[:half])
+            await writer.drain()
+            await asyncio.sleep(0.4)  # the rest of the body comes 0.4 s later
+            writer.write(body[half:])
+            await writer.drain()
+            completed = time.monotonic()
+            raw = b""
+            while b"event: token" not in raw:
+                chunk = await asyncio.wait_for(reader.read(65536), 5)
+                assert chunk, raw
+                raw += chunk
+            first_token = time.monotonic() - completed
+            raw += await asyncio.wait_for(reader.read(), 5)
+        finally:
+            writer.close()
+    assert raw.startswith(b"HTTP/1.1 200 ")
+    assert b'"text":"one"' in raw  # the echo model answered the whole prompt
+    assert b"event: finish" in raw
+    # Due 300 ms after the body was complete: counted from the request's head, it would have left
+    # about 0.1 s after the body's end.
+    assert 0.3 <= first_token < 0.6, first_token
