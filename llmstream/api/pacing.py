@@ -1,11 +1,14 @@
 """Pacing: scheduled events (due times in ms) in, events at their due times out.
 
-An absolute schedule: t0 is the loop's time when the request reached the app, and event k is sent at
-t0 + due_ms[k]. A model's time to first token counts from the request, as a provider's does, and the
-time the request took to reach its stream is not added to every token of it. Sending "when due"
-rather than "after the gap" means pacing never drifts, a late event (a slow client, a busy loop) does
-not push every later one back, and an event already due goes out at once, so the `instant` model never
-waits at all.
+An absolute schedule: event k is sent at t0 + due_ms[k]. Sending "when due" rather than "after the
+gap" means pacing never drifts, a late event (a slow client, a busy loop) does not push every later one
+back, and an event already due goes out at once, so the `instant` model never waits at all.
+
+t0 is the loop time at which the request was received, so that a model's time to first token counts
+from the request, as a provider's does: handling the request takes nothing off it. A stream that
+starts after its first token was due (a server busier than the model's time to first token allows)
+has its whole schedule moved to now: like a provider's queue, a wait delays the first token, and the
+tokens after it keep their gaps instead of bursting out to catch up.
 
 No stream sleeps, and no stream has a task pulling its events: a `PacedSource` is a `PushedSource`
 (llmstream.sources) that the loop's shared TokenScheduler (llmstream.scheduler) serves at its next due
@@ -37,16 +40,25 @@ def paced(items: Iterable[StreamItem], plan: StreamPlan, *, timestamps: bool = F
     ending = None
     if plan.ending == "reset":
         ending = ResetStream(f"simulated fault reset_after:{plan.faults.reset_after}")
-    return PacedSource(items, ending=ending, timestamps=timestamps)
+    first_token_ms = plan.tokens.due_ms[0] if len(plan.tokens) else plan.end_ms
+    return PacedSource(items, ending=ending, timestamps=timestamps, lead=first_token_ms / 1000)
 
 
 class PacedSource(PushedSource):
     """Events offered to the stream at t0 + due_ms, by the running loop's TokenScheduler."""
 
     def __init__(
-        self, items: Iterable[StreamItem], *, ending: BaseException | None = None, timestamps: bool = False
+        self,
+        items: Iterable[StreamItem],
+        *,
+        ending: BaseException | None = None,
+        timestamps: bool = False,
+        lead: float = 0.0,
     ) -> None:
+        """``lead``: seconds from the request to the first token, the most of a late start that the
+        schedule absorbs (see the module's docstring)."""
         self._items: Iterator[StreamItem] = iter(items)
+        self._lead = lead
         self._ending = ending
         self.send_times = timestamps  # token events carry a send-time slot the stream fills
         self._next: StreamItem | None = None  # taken from `items`, not yet due or not yet offered
@@ -64,13 +76,14 @@ class PacedSource(PushedSource):
         return self._ticket.scheduled
 
     def start(self, sink: Sink, since: float | None = None) -> None:
-        """Offer what is due, counting from ``since`` (loop time; now if None or later)."""
+        """Offer what is due, counting from ``since`` (loop time: when the request was received; now if
+        None), or from later, so that the first token is not due before now."""
         if self._closed:
             return
         loop = asyncio.get_running_loop()
         self._sink, self._scheduler = sink, scheduler_for(loop)
         now = loop.time()
-        self._t0 = now if since is None else min(since, now)
+        self._t0 = now if since is None else min(now, max(since, now - self._lead))
         self._wait_for(self.serve(now))
 
     def resume(self) -> None:

@@ -8,6 +8,7 @@ values, so tests drive them with plain dicts; only `json_body` touches the reque
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from typing import Any, Protocol
 
 import orjson
 from quart import request
+from werkzeug.exceptions import RequestTimeout
 
 from llmstream.simulator import (
     DEFAULT_FAULT_POOL,
@@ -54,6 +56,21 @@ FAULT_RATE_HEADER = "X-LLMStream-Fault-Rate"
 FAULT_POOL_HEADER = "X-LLMStream-Fault-Pool"
 
 
+async def whole_body() -> bytes:
+    """The request's body, as Quart's `get_data(cache=False)` reads it, with no loop iteration's wait
+    for a body that is already there. Quart wraps the read in `asyncio.wait_for`, which on Python 3.11
+    runs it in a task of its own: every request waited two loop iterations for its body, each as long
+    as the loop's busiest, and under load requests queued behind each other (measured: 0.2 s per
+    request at 400 new streams a second). `asyncio.timeout` keeps the time limit without a task."""
+    try:
+        async with asyncio.timeout(request.body_timeout):
+            raw: bytes = await request.body
+    except TimeoutError as exc:
+        raise RequestTimeout() from exc
+    request.body.clear()
+    return raw
+
+
 class HeaderLookup(Protocol):
     """Request headers (werkzeug's Headers, or a plain dict in tests): case-insensitive in the app."""
 
@@ -61,8 +78,9 @@ class HeaderLookup(Protocol):
 
 
 async def json_body() -> dict[str, Any]:
-    """The request body as a JSON object. A body above MAX_CONTENT_LENGTH raises werkzeug's 413."""
-    raw = await request.get_data(cache=False)
+    """The request body as a JSON object. A body above MAX_CONTENT_LENGTH raises werkzeug's 413, one
+    slower than the request's body timeout werkzeug's 408."""
+    raw = await whole_body()
     if not raw.strip():
         raise InvalidRequestError("the request body is empty: send a JSON object")
     try:

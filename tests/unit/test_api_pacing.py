@@ -7,6 +7,7 @@ import asyncio
 import contextvars
 import gc
 import inspect
+import itertools
 import json
 import time
 import weakref
@@ -105,19 +106,33 @@ async def test_a_late_loop_does_not_push_the_schedule_back() -> None:
     assert last_due <= arrivals[-2] < last_due + 0.03
 
 
-async def test_the_schedule_counts_from_when_the_request_arrived() -> None:
-    # The time a request took to reach its stream (a busy loop, the handler) is not added to every
-    # token: what came due meanwhile leaves at once, the rest at its time from the request's arrival.
+async def test_the_schedule_counts_from_when_the_request_was_received() -> None:
+    # Handling the request takes nothing off the model's time to first token: a stream that starts
+    # 60 ms after its request was received sends its first token 40 ms later, not 100.
     regular = plan(ttft_ms=100, tokens_per_s=20, jitter=0, max_tokens=8)  # due at 100, 150 ... 450 ms
     sink = Arrivals()
-    arrived = sink.start - 0.22  # the request reached the app 220 ms before its stream started
-    paced(events_of(regular), regular).start(sink, arrived)
+    paced(events_of(regular), regular).start(sink, sink.start - 0.06)
     assert await asyncio.wait_for(sink.ended, 5) is None
     due = [0.0] + [t.due_ms / 1000 for t in regular.tokens] + [regular.end_ms / 1000]
     assert len(sink.arrivals) == len(due)
     for (at, _), expected in zip(sink.arrivals, due, strict=True):
-        expected = max(0.0, expected - 0.22)
+        expected = max(0.0, expected - 0.06)
         assert expected <= at < expected + 0.05
+
+
+async def test_a_start_later_than_the_first_token_delays_it_and_the_rest_keep_their_gaps() -> None:
+    # Regression: a stream that started 220 ms after its request (requests queued behind each other
+    # on a busy loop) sent every token due by then at once, and a short stream in one burst. As a
+    # provider's queue does, the wait delays the first token; the tokens after it keep their gaps.
+    regular = plan(ttft_ms=100, tokens_per_s=20, jitter=0, max_tokens=8)  # due at 100, 150 ... 450 ms
+    sink = Arrivals()
+    paced(events_of(regular), regular).start(sink, sink.start - 0.22)
+    assert await asyncio.wait_for(sink.ended, 5) is None
+    tokens = [at for at, data in sink.arrivals if b"event: token" in data]
+    assert len(tokens) == 8
+    assert tokens[0] < 0.03  # the first token at once: it is late already
+    gaps = [later - earlier for earlier, later in itertools.pairwise(tokens)]
+    assert all(0.04 <= gap < 0.07 for gap in gaps), gaps
 
 
 async def test_a_schedule_never_counts_from_a_time_still_to_come() -> None:

@@ -1,15 +1,19 @@
-"""Request parsing of the three APIs, as plain functions of JSON values (no server)."""
+"""Request parsing of the three APIs as plain functions of JSON values (no server); reading the body."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from quart import Quart, request
+from quart.wrappers.request import Body
+from werkzeug.exceptions import RequestTimeout
 
 from llmstream.api import anthropic_api, native_api, openai_api
-from llmstream.api.requests import fault_options, json_type, string_list
+from llmstream.api.requests import fault_options, json_body, json_type, string_list
 from llmstream.simulator import InvalidRequestError, Message, parse_faults
 
 USER = [{"role": "user", "content": "hi"}]
@@ -142,3 +146,25 @@ def test_string_lists() -> None:
         string_list("x", "stop_sequences", limit=4, single=False)
     with pytest.raises(InvalidRequestError, match="at most 4 sequences, not 5"):
         string_list(list("abcde"), "stop", limit=4)
+
+
+async def test_a_body_already_received_is_read_without_waiting_for_the_loop() -> None:
+    # Regression: Quart's get_data reads the body through asyncio.wait_for, which on Python 3.11 runs
+    # it in a task of its own, so every request waited two loop iterations for a body that was there:
+    # under load, 0.2 s per request, queued behind each other.
+    app = Quart(__name__)
+    async with app.test_request_context("/api/chat", method="POST", data=b'{"model": "echo"}'):
+        request.body_timeout = app.config["BODY_TIMEOUT"]  # as served (a test request has none)
+        reading = json_body()
+        with pytest.raises(StopIteration) as done:
+            reading.send(None)  # one step, no suspension
+        assert done.value.value == {"model": "echo"}
+
+
+async def test_a_body_that_does_not_come_in_time_is_a_408() -> None:
+    app = Quart(__name__)
+    async with app.test_request_context("/api/chat", method="POST"):
+        request.body = Body(None, None)  # a head with no body after it
+        request.body_timeout = 0.05
+        with pytest.raises(RequestTimeout):
+            await asyncio.wait_for(json_body(), 5)
