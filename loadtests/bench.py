@@ -36,6 +36,7 @@ import shlex
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -169,19 +170,20 @@ def run_client_process(plan: ClientPlan, *, sample_rss_of: int | None = None) ->
     """The client in its own process on its own core; with ``sample_rss_of``, that process's memory
     read in the middle of the measured window (all streams open)."""
     plan_json = json.dumps({**asdict(plan), "request": plan.request.decode("latin-1")})
-    command = pinned([PY, str(Path(__file__)), "client", plan_json], cpus()[1])
     budget = plan.ramp_s + plan.warmup_s + plan.measure_s + 60
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(LOADTESTS)}
-    )
-    rss = None
-    if sample_rss_of is not None:
-        time.sleep(plan.ramp_s + plan.warmup_s + plan.measure_s / 2)
-        rss = rss_kib(sample_rss_of)
-    out, _ = process.communicate(timeout=budget)
-    if process.returncode:
-        raise SystemExit(f"the bench client failed (exit {process.returncode})")
-    return Tally(**json.loads(out)), rss
+    # The tally comes back in a file: once, a tally read from the client's stdout pipe had a line
+    # break in the middle of its JSON (a 2-core run of `make bench`, not reproduced).
+    with tempfile.TemporaryDirectory(prefix="llmstream-bench-") as folder:
+        out = Path(folder) / "tally.json"
+        command = pinned([PY, str(Path(__file__)), "client", plan_json, str(out)], cpus()[1])
+        process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(LOADTESTS)})
+        rss = None
+        if sample_rss_of is not None:
+            time.sleep(plan.ramp_s + plan.warmup_s + plan.measure_s / 2)
+            rss = rss_kib(sample_rss_of)
+        if process.wait(timeout=budget):
+            raise SystemExit(f"the bench client failed (exit {process.returncode})")
+        return Tally(**json.loads(out.read_text())), rss
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -433,8 +435,8 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def client_main(plan_json: str) -> int:
-    """The client subcommand: run a plan, print its tally as JSON (uvloop when installed)."""
+def client_main(plan_json: str, out: str) -> int:
+    """The client subcommand: run a plan, write its tally as JSON to ``out`` (uvloop when installed)."""
     fields = json.loads(plan_json)
     plan = ClientPlan(**{**fields, "request": fields["request"].encode("latin-1")})
     try:
@@ -443,11 +445,11 @@ def client_main(plan_json: str) -> int:
         tally = uvloop.run(run_client(plan))
     except ImportError:
         tally = asyncio.run(run_client(plan))
-    print(json.dumps(asdict(tally)))
+    Path(out).write_text(json.dumps(asdict(tally)))
     return 0
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "client":
-        sys.exit(client_main(sys.argv[2]))
+    if len(sys.argv) == 4 and sys.argv[1] == "client":
+        sys.exit(client_main(sys.argv[2], sys.argv[3]))
     sys.exit(main())
