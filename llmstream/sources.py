@@ -52,8 +52,8 @@ class Sink(Protocol):
 class PushedSource(abc.ABC):
     """A source that delivers its events itself, with no task of its own.
 
-    The stream calls `start(sink, since)` once, when it opens (``since``: the loop time the request
-    reached the app, from which its schedule counts); the source then calls `sink.offer(data)` for
+    The stream calls `start(sink, since)` once, when it opens (``since``: the loop time its request
+    was received, from which its schedule counts); the source then calls `sink.offer(data)` for
     each event, `sink.flush()` after each batch of offers (what is due at one moment), and
     `sink.end(error)` once, after the last. An offer that returns False took the event
     but leaves no room for another: the source must wait for `resume()`, which the stream calls once

@@ -232,8 +232,8 @@ class EventStream:
     ) -> None:
         """Send the whole response. Returns when the stream has ended, for whatever reason.
 
-        ``received_at``: the loop time the request reached the app; a pushed source's schedule counts
-        from it (now, if None)."""
+        ``received_at``: the loop time the request was received; a pushed source's schedule counts
+        from it (llmstream.api.pacing; from now, if None)."""
         if self._state != "new":
             raise RuntimeError(f"stream {self.stream_id} was already started; an EventStream runs once")
         self._state = "running"
