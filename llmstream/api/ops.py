@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CONTENT_TYPE_LATEST
 from quart import Blueprint, Response, current_app
 
@@ -22,7 +24,14 @@ async def readyz() -> Response | dict[str, object]:
     hub = hub_of(current_app)
     if hub.shutting_down:
         return error_response(503, "shutting_down", "the server is shutting down")
-    return {"status": "ready", "open_streams": len(hub.open), "max_streams": hub.max_streams}
+    # With --workers, each worker answers for itself: "worker" says which process that was, and the
+    # stream counts are that worker's alone.
+    return {
+        "status": "ready",
+        "worker": os.getpid(),
+        "open_streams": len(hub.open),
+        "max_streams": hub.max_streams,
+    }
 
 
 @blueprint.get("/metrics")

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import importlib.util
 import socket
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -29,6 +31,26 @@ SERVER_SETUPS: dict[str, list[str]] = {
 
 # Short timers so that heartbeats, write timeouts and limits show within a test's patience.
 ENGINE_FLAGS = ["--heartbeat", "0.5", "--write-timeout", "2", "--max-streams", "1000"]
+
+
+NOT_INSTALLED = "the extra for this setup is not installed"
+
+
+def _setups(*names: str) -> list[Any]:
+    """Setups as test parameters, each skipped where its extra is not installed (never in CI: the
+    Makefile installs them all)."""
+    missing = {
+        "hypercorn-uvloop": importlib.util.find_spec("uvloop") is None,
+        "granian": importlib.util.find_spec("granian") is None,
+    }
+    return [
+        pytest.param(name, id=name, marks=pytest.mark.skipif(missing.get(name, False), reason=NOT_INSTALLED))
+        for name in names
+    ]
+
+
+ALL_SETUPS = _setups(*SERVER_SETUPS)
+MULTIPROCESS_SETUPS = _setups("uvicorn", "hypercorn-asyncio", "granian")  # the setups with --workers
 
 
 def serve_command(setup: str, port: int, *flags: str) -> list[str]:

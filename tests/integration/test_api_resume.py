@@ -2,6 +2,7 @@
 
 Server A is Uvicorn and server B Hypercorn, two separate processes sharing nothing: B re-plans the stream
 from the request and the Last-Event-ID alone. The concatenation must equal the uninterrupted stream.
+The same holds between the workers of one `--workers 2` server, on every server that has workers.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from llmstream import ServerSentEvent, SSEDecoder
-from tests.integration.conftest import serve_command
+from tests.integration.conftest import MULTIPROCESS_SETUPS, serve_command
 from tests.integration.serverproc import RunningServer, free_port, running_server
 from tests.integration.sse_client import read_stream
 
@@ -170,3 +171,51 @@ async def test_the_openai_api_resumes_too(servers: tuple[RunningServer, RunningS
     )
     assert texts(first) + texts(rest) == texts(full)
     assert rest[-1].data == "[DONE]"
+
+
+# ---- across the workers of one server -------------------------------------------------------------
+
+
+async def clients_on_two_workers(base_url: str) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
+    """Two clients whose kept-alive connections were accepted by different workers (the kernel picks
+    the worker per connection; `/readyz` says which one answered)."""
+    clients: dict[int, httpx.AsyncClient] = {}
+    for _ in range(40):  # bounded: with two workers, 40 connections on one alone would be a bug
+        client = httpx.AsyncClient(base_url=base_url, timeout=20, limits=httpx.Limits(max_connections=1))
+        worker = (await client.get("/readyz")).json()["worker"]
+        if worker in clients:
+            await client.aclose()
+        else:
+            clients[worker] = client
+        if len(clients) == 2:
+            first, second = clients.values()
+            return first, second
+    for client in clients.values():
+        await client.aclose()
+    raise AssertionError(f"40 connections all went to worker(s) {list(clients)}")
+
+
+async def worker_of(client: httpx.AsyncClient) -> int:
+    worker: int = (await client.get("/readyz")).json()["worker"]
+    return worker
+
+
+@pytest.mark.parametrize("setup", MULTIPROCESS_SETUPS)
+async def test_a_stream_read_on_one_worker_resumes_on_the_other(
+    setup: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    port = free_port()
+    log = tmp_path_factory.mktemp("workers") / f"{setup}.log"
+    with running_server(serve_command(setup, port, "--workers", "2"), port, log_path=log) as server:
+        one, other = await clients_on_two_workers(server.base_url)
+        try:
+            first_worker, other_worker = await worker_of(one), await worker_of(other)
+            full = (await read_stream(one, STREAM)).events
+            first = (await read_stream(one, STREAM, max_events=1 + 20)).events  # then hang up
+            rest = (await read_stream(other, STREAM, headers={"Last-Event-ID": first[-1].id or ""})).events
+            assert await worker_of(other) == other_worker  # the resume was read on the same connection
+        finally:
+            await one.aclose()
+            await other.aclose()
+        assert first_worker != other_worker
+        assert_resumed(first, rest, full)

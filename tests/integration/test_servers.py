@@ -29,7 +29,7 @@ from llmstream import ServerSentEvent, SSEDecoder, cli
 from llmstream.config import Settings, env_name, flag_name
 from llmstream.servers import bind_socket
 from llmstream.supervisor import STARTUP_SECONDS, Supervisor
-from tests.integration.conftest import SERVER_SETUPS, serve_command
+from tests.integration.conftest import ALL_SETUPS, MULTIPROCESS_SETUPS, serve_command
 from tests.integration.serverproc import RunningServer, free_port, running_server, wait_for_exit
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,24 +42,8 @@ ENV_MAX_STREAMS = 777  # given only in the environment: /readyz must report it
 STREAMS_AT_SHUTDOWN = 100
 # Time, level, [process], logger: message -- the same for every server (llmstream/logging_setup.py).
 LOG_LINE = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO +\[\d+\] "
-NOT_INSTALLED = "the extra for this setup is not installed"
 
 pytestmark = pytest.mark.timeout(120)
-
-
-def _setups(*names: str) -> list[Any]:
-    missing = {
-        "hypercorn-uvloop": importlib.util.find_spec("uvloop") is None,
-        "granian": importlib.util.find_spec("granian") is None,
-    }
-    return [
-        pytest.param(name, id=name, marks=pytest.mark.skipif(missing.get(name, False), reason=NOT_INSTALLED))
-        for name in names
-    ]
-
-
-ALL_SETUPS = _setups(*SERVER_SETUPS)
-MULTIPROCESS_SETUPS = _setups("uvicorn", "hypercorn-asyncio", "granian")
 SERVERS_CLOSING_IDLE_CONNECTIONS_AT_ONCE = {"uvicorn"}
 
 
