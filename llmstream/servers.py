@@ -79,10 +79,17 @@ def bind_socket(host: str, port: int) -> socket.socket:
 
 def _loop_factory(loop: LoopName) -> Callable[[], asyncio.AbstractEventLoop] | None:
     if loop == "uvloop":
-        import uvloop
+        from llmstream import batch_accept  # uvloop is an extra: imported only when asked for
 
-        return uvloop.new_event_loop
+        return batch_accept.new_event_loop
     return None
+
+
+# uvloop accepting in batches, as Uvicorn's `loop` setting names a loop factory of its own.
+_UVICORN_LOOPS: dict[LoopName, str] = {
+    "asyncio": "asyncio",
+    "uvloop": "llmstream.batch_accept:new_event_loop",
+}
 
 
 # ---- Uvicorn --------------------------------------------------------------------------------------
@@ -120,7 +127,7 @@ def _run_uvicorn(settings: Settings, sock: socket.socket) -> None:
     app = create_app(settings)
     config = uvicorn.Config(
         app,
-        loop=settings.loop,
+        loop=_UVICORN_LOOPS[settings.loop],
         lifespan="on",
         log_config=logging_config(settings.log_level),
         log_level=settings.log_level.lower(),

@@ -24,6 +24,7 @@ from tests.integration.serverproc import RunningServer, free_port, running_serve
 # Every engine test runs against each of these: same app, same behaviour.
 SERVER_SETUPS: dict[str, list[str]] = {
     "uvicorn": ["--server", "uvicorn"],
+    "uvicorn-uvloop": ["--server", "uvicorn", "--loop", "uvloop"],
     "hypercorn-asyncio": ["--server", "hypercorn", "--loop", "asyncio"],
     "hypercorn-uvloop": ["--server", "hypercorn", "--loop", "uvloop"],
     "granian": ["--server", "granian"],
@@ -40,6 +41,7 @@ def _setups(*names: str) -> list[Any]:
     """Setups as test parameters, each skipped where its extra is not installed (never in CI: the
     Makefile installs them all)."""
     missing = {
+        "uvicorn-uvloop": importlib.util.find_spec("uvloop") is None,
         "hypercorn-uvloop": importlib.util.find_spec("uvloop") is None,
         "granian": importlib.util.find_spec("granian") is None,
     }
