@@ -27,7 +27,7 @@ import uvloop
 
 __all__ = ["BatchAcceptLoop", "BatchAcceptServer", "new_event_loop"]
 
-logger = logging.getLogger("llmstream.stream")
+logger = logging.getLogger("llmstream.server")
 
 ACCEPT_RETRY_DELAY = 1.0  # seconds: out of descriptors, try again after this (asyncio's constant)
 _OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
@@ -76,6 +76,9 @@ class BatchAcceptServer:
     ) -> None:
         self._loop, self._sock, self._protocol_factory = loop, sock, protocol_factory
         self._backlog = max(1, backlog)
+        # As asyncio's and uvloop's servers do: a socket that is only bound would refuse connections
+        # and leave the reader spinning on EINVAL; on one that listens already it sets the queue length.
+        sock.listen(self._backlog)
         self._serving = False
         self._retry: asyncio.TimerHandle | None = None
         self._handing_over: set[asyncio.Task[Any]] = set()  # connect_accepted_socket in progress

@@ -52,7 +52,9 @@ def _setups(*names: str) -> list[Any]:
 
 
 ALL_SETUPS = _setups(*SERVER_SETUPS)
-MULTIPROCESS_SETUPS = _setups("uvicorn", "hypercorn-asyncio", "granian")  # the setups with --workers
+MULTIPROCESS_SETUPS = _setups(
+    "uvicorn", "uvicorn-uvloop", "hypercorn-asyncio", "granian"
+)  # the setups with --workers
 
 
 def serve_command(setup: str, port: int, *flags: str) -> list[str]:

@@ -211,6 +211,7 @@ async def test_a_stream_read_on_one_worker_resumes_on_the_other(
         try:
             first_worker, other_worker = await worker_of(one), await worker_of(other)
             full = (await read_stream(one, STREAM)).events
+            assert await worker_of(one) == first_worker  # `first` is read on the same connection too
             first = (await read_stream(one, STREAM, max_events=1 + 20)).events  # then hang up
             rest = (await read_stream(other, STREAM, headers={"Last-Event-ID": first[-1].id or ""})).events
             assert await worker_of(other) == other_worker  # the resume was read on the same connection

@@ -44,7 +44,7 @@ STREAMS_AT_SHUTDOWN = 100
 LOG_LINE = r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO +\[\d+\] "
 
 pytestmark = pytest.mark.timeout(120)
-SERVERS_CLOSING_IDLE_CONNECTIONS_AT_ONCE = {"uvicorn"}
+SERVERS_CLOSING_IDLE_CONNECTIONS_AT_ONCE = {"uvicorn", "uvicorn-uvloop"}
 
 
 def clean_env(**extra: str) -> dict[str, str]:

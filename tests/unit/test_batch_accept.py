@@ -7,7 +7,10 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+import uvicorn
 
+from llmstream import servers
+from llmstream.app import create_app
 from llmstream.batch_accept import BatchAcceptLoop, BatchAcceptServer
 from llmstream.servers import bind_socket
 
@@ -121,3 +124,39 @@ def test_a_server_on_a_host_and_port_is_uvloops_own(loop: BatchAcceptLoop) -> No
         await server.wait_closed()
 
     loop.run_until_complete(main())
+
+
+def test_a_socket_that_is_only_bound_is_made_to_listen(loop: BatchAcceptLoop) -> None:
+    # As asyncio's and uvloop's servers do (Hypercorn's own host:port sockets come bound, not listening).
+    bound = socket.socket()
+    bound.bind(("127.0.0.1", 0))
+    made: list[asyncio.BaseTransport] = []
+
+    async def main() -> None:
+        server = await loop.create_server(lambda: Counted(made), sock=bound)
+        _, writer = await asyncio.open_connection(*bound.getsockname()[:2])
+        for _ in range(1_000):  # bounded
+            if made:
+                break
+            await asyncio.sleep(0.001)
+        writer.close()
+        server.close()
+        await server.wait_closed()
+
+    loop.run_until_complete(main())
+    assert len(made) == 1
+
+
+def test_llmstream_serve_with_uvloop_runs_the_batch_accepting_loop() -> None:
+    # On Hypercorn through asyncio.Runner's loop factory, on Uvicorn through its `loop` setting (an
+    # import string is taken as the loop factory itself).
+    hypercorn_loop = servers._loop_factory("uvloop")
+    assert hypercorn_loop is not None
+    uvicorn_loop = uvicorn.Config(create_app(), loop=servers._UVICORN_LOOPS["uvloop"]).get_loop_factory()
+    assert uvicorn_loop is not None
+    for factory in (hypercorn_loop, uvicorn_loop):
+        made = factory()
+        try:
+            assert isinstance(made, BatchAcceptLoop)
+        finally:
+            made.close()
