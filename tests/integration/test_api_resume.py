@@ -176,13 +176,19 @@ async def test_the_openai_api_resumes_too(servers: tuple[RunningServer, RunningS
 # ---- across the workers of one server -------------------------------------------------------------
 
 
+async def worker_of(client: httpx.AsyncClient) -> int:
+    """The process id of the worker that took `client`'s connection (`/readyz` says)."""
+    worker: int = (await client.get("/readyz")).json()["worker"]
+    return worker
+
+
 async def clients_on_two_workers(base_url: str) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
     """Two clients whose kept-alive connections were accepted by different workers (the kernel picks
     the worker per connection; `/readyz` says which one answered)."""
     clients: dict[int, httpx.AsyncClient] = {}
     for _ in range(40):  # bounded: with two workers, 40 connections on one alone would be a bug
         client = httpx.AsyncClient(base_url=base_url, timeout=20, limits=httpx.Limits(max_connections=1))
-        worker = (await client.get("/readyz")).json()["worker"]
+        worker = await worker_of(client)
         if worker in clients:
             await client.aclose()
         else:
@@ -193,11 +199,6 @@ async def clients_on_two_workers(base_url: str) -> tuple[httpx.AsyncClient, http
     for client in clients.values():
         await client.aclose()
     raise AssertionError(f"40 connections all went to worker(s) {list(clients)}")
-
-
-async def worker_of(client: httpx.AsyncClient) -> int:
-    worker: int = (await client.get("/readyz")).json()["worker"]
-    return worker
 
 
 @pytest.mark.parametrize("setup", MULTIPROCESS_SETUPS)
