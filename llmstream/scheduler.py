@@ -162,19 +162,20 @@ class TokenScheduler:
         loop = asyncio.get_running_loop()
         now = loop.time()
         stop_at = now + self.budget
-        heap = self._heap
+        heap, heappop, heappush, numbers = self._heap, heapq.heappop, heapq.heappush, self._numbers
+        paced_from = now + self.quantum
         again: list[tuple[Ticket, float]] = []
         served = 0
         measured = overran = False
         while heap and heap[0][0] <= now:
             was_due, seq, ticket = heap[0]
             if ticket.seq != seq:
-                heapq.heappop(heap)
+                heappop(heap)
                 continue  # unscheduled or rescheduled since
             if served and served % _CLOCK_EVERY == 0 and loop.time() >= stop_at:
                 overran = True  # the rest is served in the next iteration, after the loop's I/O
                 break
-            heapq.heappop(heap)
+            heappop(heap)
             ticket.seq = 0
             self._live -= 1
             served += 1
@@ -186,7 +187,16 @@ class TokenScheduler:
             except Exception:
                 logger.exception("token scheduler: a client failed and was dropped")
                 continue
-            if next_due is not None:
+            if next_due is None:
+                continue
+            if next_due > now and not ticket.seq:
+                # Not due in this tick: back in the heap at once (`_push`, inlined: this is once per
+                # paced token).
+                ticket.paced = next_due >= paced_from
+                self._live += 1
+                seq = ticket.seq = next(numbers)
+                heappush(heap, (next_due, seq, ticket))
+            else:
                 again.append((ticket, next_due))
         if served:
             self._last_served = now

@@ -44,6 +44,11 @@ class Sink(Protocol):
         that is due, so that events due together leave in one write."""
         ...
 
+    def deliver(self, data: bytes) -> bool:
+        """`offer(data)`, then `flush()`: the last event of what is due now, in one call (a paced
+        token is usually the only one due, and then it can go to the client with no buffering)."""
+        ...
+
     def end(self, error: BaseException | None = None) -> None:
         """No more events: complete (None), failed (`error`) or abruptly cut (a `ResetStream`)."""
         ...
@@ -54,8 +59,9 @@ class PushedSource(abc.ABC):
 
     The stream calls `start(sink, since)` once, when it opens (``since``: the loop time its request
     was received, from which its schedule counts); the source then calls `sink.offer(data)` for
-    each event, `sink.flush()` after each batch of offers (what is due at one moment), and
-    `sink.end(error)` once, after the last. An offer that returns False took the event
+    each event, `sink.flush()` after each batch of offers (what is due at one moment), or
+    `sink.deliver(data)` for the last event of a batch (an offer and a flush in one call), and
+    `sink.end(error)` once, after the last. An offer or a delivery that returns False took the event
     but leaves no room for another: the source must wait for `resume()`, which the stream calls once
     the writer has taken the buffer. `close()` ends the delivery for good (the client left, the server
     shuts down, the stream is finished) and lets go of the sink; it may be called more than once, and

@@ -364,6 +364,37 @@ class EventStream:
         else:
             self._wake_writer()
 
+    def deliver(self, data: bytes) -> bool:
+        """`offer(data)` and `flush()`: the last event due now.
+
+        A paced token is usually the only event due at its moment, and then, on Uvicorn (`_direct`),
+        with nothing buffered and the writer parked, it goes to the connection from here: no buffer,
+        no join, no look for the running task (a direct write runs no coroutine step). With the
+        serve's other savings of the same round, a core serving 1,500 paced streams went from 85% to
+        65% busy (docs/performance.md, the fifth round).
+        """
+        direct, wake = self._direct, self._wake
+        if (
+            direct is not None
+            and wake is not None
+            and not self._chunks
+            and not self._in_send
+            and self.reason is None
+            and not self._refused
+            and self._failed is None
+            and not wake.done()
+        ):
+            body = fill_send_times(data, time.time()) if self._send_times else data
+            if direct(body):
+                self._events_produced += 1
+                self._writes += 1
+                self.events_sent += 1
+                self.bytes_sent += len(body)
+                return True
+        accepted = self.offer(data)
+        self.flush()
+        return accepted
+
     def _write_now(self, send: Send, steps: TaskSteps) -> None:
         """Write what is buffered from here, without waking the writer; a send that cannot finish at
         once (the client reads slowly) is handed to the writer, as is a send's failure."""

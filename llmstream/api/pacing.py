@@ -63,7 +63,11 @@ class PacedSource(PushedSource):
         self.send_times = timestamps  # token events carry a send-time slot the stream fills
         self._next: StreamItem | None = None  # taken from `items`, not yet due or not yet offered
         self._position = 0  # in a TokenRun `_next`: the next token to offer
+        # The TokenRun being offered, taken apart once (`_start_run`), not at every serve.
         self._render: Callable[[int, str], bytes] = _no_run
+        self._run_due_ms: tuple[float, ...] = ()
+        self._run_texts: tuple[str, ...] = ()
+        self._run_first = 0
         self._sink: Sink | None = None
         self._scheduler: TokenScheduler | None = None
         self._ticket = Ticket(self)
@@ -95,6 +99,7 @@ class PacedSource(PushedSource):
         self._sink = None
         self._items = iter(())  # let the plan go, even while a stale heap entry still points here
         self._next, self._render = None, _no_run
+        self._run_due_ms, self._run_texts = (), ()
         if self._scheduler is not None:
             self._scheduler.unschedule(self._ticket)
 
@@ -126,16 +131,21 @@ class PacedSource(PushedSource):
                         self._start_run(item)
                 if item.__class__ is TokenRun:
                     # The hot loop: one token event per pass, rendered from the plan's own tuples.
-                    tokens = item.tokens
-                    due_ms, texts, first, render = tokens.due_ms, tokens.texts, tokens.first, self._render
-                    position, t0 = self._position, self._t0
-                    while position < len(due_ms):
+                    due_ms, texts, first = self._run_due_ms, self._run_texts, self._run_first
+                    render = self._render
+                    position, t0, end = self._position, self._t0, len(due_ms)
+                    while position < end:
                         due = t0 + due_ms[position] / 1000
                         if due > now:
                             self._next, self._position = item, position
                             return due
                         data = render(first + position, texts[position])
                         position += 1
+                        if position < end and (due := t0 + due_ms[position] / 1000) > now:
+                            # The last token due now (at 20 tokens/s, the only one): offered and
+                            # written in one call, which spares the stream's buffer when it can.
+                            self._next, self._position = item, position
+                            return due if sink.deliver(data) else None
                         if not sink.offer(data):
                             self._next, self._position = item, position
                             return None  # the buffer is full: wait, unscheduled, for resume()
@@ -159,6 +169,8 @@ class PacedSource(PushedSource):
         if self.send_times:  # token events carry a slot the stream fills with the time of the write
             template = template.with_member("t", SEND_TIME_SLOT)
         self._render, self._position = template.render, 0
+        tokens = run.tokens
+        self._run_due_ms, self._run_texts, self._run_first = tokens.due_ms, tokens.texts, tokens.first
 
     def _wait_for(self, due: float | None) -> None:
         if due is not None and self._scheduler is not None:

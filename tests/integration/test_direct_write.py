@@ -20,6 +20,7 @@ from quart import Quart
 
 from llmstream import SSEDecoder, streaming
 from llmstream.direct_write import DirectWrite
+from llmstream.sse_response import hub_of
 from tests.integration.conftest import serving_in_process
 
 pytestmark = pytest.mark.timeout(60)
@@ -112,6 +113,25 @@ async def test_paced_tokens_leave_through_uvicorns_transport_as_its_send_would_w
     assert normalised(b"".join(direct)) == normalised(b"".join(through_send))
     events = SSEDecoder().feed(b"".join(direct))
     assert [e.event for e in events] == ["start"] + ["token"] * 8 + ["finish"]
+
+
+async def test_tokens_written_straight_to_the_transport_are_counted_in_the_metrics(
+    in_process_server: tuple[str, Quart], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A token that is the only one due goes from the tick to the transport with no buffer
+    # (EventStream.deliver); llmstream_events_sent and llmstream_bytes_sent must still count it.
+    base_url, app = in_process_server
+    metrics = hub_of(app).metrics
+    answers = counting_direct_writes(monkeypatch)
+    events_before, bytes_before = metrics.events_sent, metrics.bytes_sent
+    chunks = chunks_of(await exchange(base_url, get(PACED)))
+    assert answers[True] >= 4, answers
+    for _ in range(500):  # the stream adds its counts as it closes, just after its last bytes (<= 5 s)
+        if metrics.events_sent != events_before:
+            break
+        await asyncio.sleep(0.01)
+    assert metrics.events_sent - events_before == len(SSEDecoder().feed(b"".join(chunks))) == 10
+    assert metrics.bytes_sent - bytes_before == sum(map(len, chunks))
 
 
 async def test_a_client_that_pushes_back_gets_every_token_in_order(monkeypatch: pytest.MonkeyPatch) -> None:

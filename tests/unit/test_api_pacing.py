@@ -57,6 +57,11 @@ class Arrivals:
     def flush(self) -> None:
         self.flushed.append(len(self.arrivals))
 
+    def deliver(self, data: bytes) -> bool:
+        accepted = self.offer(data)
+        self.flush()
+        return accepted
+
     def end(self, error: BaseException | None = None) -> None:
         self.ended.set_result(error)
 
