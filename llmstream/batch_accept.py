@@ -2,7 +2,7 @@
 
 Since libuv 1.45 (libuv/libuv#3696, "unix: don't accept() connections in a loop"), uvloop's servers
 accept one connection per loop iteration and leave the rest for the next. A loop that serves thousands
-of paced streams has iterations of a millisecond or more (llmstream.scheduler's tick budget), so
+of paced streams has iterations of several milliseconds (llmstream.scheduler's tick budget is 5 ms), so
 it accepted at most ~150 connections a second: measured with 2,000 paced streams opening at 250 a
 second on one core, the listening socket's queue grew to 216 connections and new streams waited up to
 1.8 s for their first token. asyncio accepts up to `backlog` connections each time the socket is ready

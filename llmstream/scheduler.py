@@ -17,13 +17,13 @@ quantum plus the loop's own latency.
 A tick serves for at most `TICK_BUDGET` of loop time, then lets the loop run its I/O and ready tasks
 before it goes on (in the next loop iteration, with no quantum in between). A core behind its schedule
 would otherwise spend one long tick catching up, and everything else the loop does waits for it: a new
-stream needs four or five loop iterations between its connection and its first event (accept, the
-transport, the read, the handler's steps), and each of them waits for a tick. Past capacity, with no
-budget, first events came seconds late (4,000 paced streams on one core: 1,118 later than 1 s, none
-refused). The budget is one quantum, as a tick that keeps to its schedule serves no more than that: with
-5 ms, a core near its capacity while streams opened kept each new one waiting 5 iterations of 5 ms, and
-that wait, counted from the request, stays in every token of the stream (1,000 paced streams opening
-at 250 a second on one core, lateness p99: 38-77 ms with 5 ms, 16-19 ms with 1 ms).
+stream needs several loop iterations between its connection and its first event (accept, read, the
+handler's steps), and past capacity each of them waited for a tick of up to the whole lateness
+(measured: 4,000 paced streams on one core, 1,118 first events later than 1 s and none refused).
+The budget is also the share of a busy loop that tokens get against everything else, starts first:
+1 ms let new streams start sooner while the core was full (1,000 paced streams opening at 250 a
+second: lateness p99 16-19 ms against 38-77), but under `make soak`'s churn of 350 new streams a
+second tokens fell 0.3 s behind and admission refused about half the new streams. Tokens keep 5 ms.
 
 The scheduler also knows how late it is: a tick serves entries in order of due time, so `now - due`
 of the first paced one is the lateness of the most overdue token at that moment. Only entries asked
@@ -57,7 +57,7 @@ __all__ = ["QUANTUM", "TICK_BUDGET", "Client", "Ticket", "TokenScheduler", "sche
 logger = logging.getLogger("llmstream.stream")
 
 QUANTUM = 0.001  # seconds between ticks that serve something; the most a tick adds to lateness
-TICK_BUDGET = QUANTUM  # seconds a tick serves before the loop's other work gets a turn
+TICK_BUDGET = 0.005  # seconds a tick serves before the loop's other work gets a turn
 _CLOCK_EVERY = 32  # clients served between two looks at the clock (a look costs as much as ~1/20 serve)
 LATENESS_WINDOW = 0.25  # seconds: lateness(now) needs two windows in a row to be late
 _COMPACT_AT = 64  # stale entries tolerated before they may outnumber live ones
