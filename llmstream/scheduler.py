@@ -20,10 +20,11 @@ would otherwise spend one long tick catching up, and everything else the loop do
 stream needs several loop iterations between its connection and its first event (accept, read, the
 handler's steps), and past capacity each of them waited for a tick of up to the whole lateness
 (measured: 4,000 paced streams on one core, 1,118 first events later than 1 s and none refused).
-The budget is also the share of a busy loop that tokens get against everything else, starts first:
-1 ms let new streams start sooner while the core was full (1,000 paced streams opening at 250 a
-second: lateness p99 16-19 ms against 38-77), but under `make soak`'s churn of 350 new streams a
-second tokens fell 0.3 s behind and admission refused about half the new streams. Tokens keep 5 ms.
+The budget is also the share of a busy loop that tokens get against everything else it does, new
+streams' starts above all: 1 ms let new streams start sooner while the core was full (1,000 paced
+streams opening at 250 a second: lateness p99 16-19 ms against 38-77), but under `make soak`'s churn
+of 350 new streams a second tokens fell 0.3 s behind and admission refused about half the new
+streams. Tokens keep 5 ms.
 
 The scheduler also knows how late it is: a tick serves entries in order of due time, so `now - due`
 of the first paced one is the lateness of the most overdue token at that moment. Only entries asked
