@@ -374,6 +374,8 @@ class EventStream:
         65% busy (docs/performance.md, the fifth round).
         """
         direct, wake = self._direct, self._wake
+        # flush()'s conditions for writing from here (writer parked, no send under way, still
+        # accepting), inlined as this runs once per paced token, and nothing buffered to go first.
         if (
             direct is not None
             and wake is not None
