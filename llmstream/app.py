@@ -15,6 +15,7 @@ from llmstream.api import (
     ops,
     pages,
     relay,
+    stream_lane,
 )
 from llmstream.api.errors import install_error_handlers
 from llmstream.config import Settings, load_settings
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> Quart:
     app.register_blueprint(openai_api.blueprint)
     app.register_blueprint(anthropic_api.blueprint)
     app.register_blueprint(apidocs.blueprint)
+    stream_lane.install(app, (native_api.LANE, openai_api.LANE, anthropic_api.LANE))
 
     @app.get("/")
     async def index() -> str:

@@ -15,7 +15,7 @@ import secrets
 
 from quart import Quart, Response, g, request
 
-__all__ = ["HEADER", "install", "request_id"]
+__all__ = ["HEADER", "chosen_id", "install", "request_id"]
 
 HEADER = "X-Request-ID"
 # A caller's own id is kept when it is short and plain, so it can be logged and echoed safely.
@@ -33,7 +33,7 @@ def install(app: Quart) -> None:
     # two thread hand-offs per request.
     @app.before_request
     async def _choose_id() -> None:
-        g.llmstream_request_id = _chosen_id(request.headers.get(HEADER))
+        g.llmstream_request_id = chosen_id(request.headers.get(HEADER))
 
     @app.after_request
     async def _set_header(response: Response) -> Response:
@@ -47,11 +47,12 @@ def request_id() -> str:
     if not isinstance(value, str):
         # An error raised before the hooks ran (while Quart set up the request) is still answered,
         # through after_request: that response gets an id of its own.
-        value = g.llmstream_request_id = _chosen_id(None)
+        value = g.llmstream_request_id = chosen_id(None)
     return value
 
 
-def _chosen_id(offered: str | None) -> str:
+def chosen_id(offered: str | None) -> str:
+    """The id for a request that offered ``offered`` (its X-Request-ID header, or None)."""
     if offered is not None and _ACCEPTABLE_ID.fullmatch(offered):
         return offered
     return "req_" + secrets.token_hex(12)

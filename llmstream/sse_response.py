@@ -11,9 +11,9 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable, Mapping
 from dataclasses import replace
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 from quart import Quart, Request, Response, current_app, request
 from quart.asgi import ASGIHTTPConnection, _handle_exception
@@ -24,6 +24,26 @@ from llmstream.sources import Source
 from llmstream.streaming import EventStream, FinalEvent, default_final_event
 
 _HUB_KEY = "llmstream.hub"
+_LANE_KEY = "llmstream.stream_lane"
+
+# A stream lane's answer: the stream, and its response's headers as they go on the wire.
+LaneAnswer = tuple[EventStream, list[tuple[bytes, bytes]]]
+
+
+class StreamLane(Protocol):
+    """Answers some requests with a stream, past Quart's per-request machinery
+    (llmstream.api.stream_lane)."""
+
+    max_body: int | None  # the largest body it reads: a larger one is left to Quart
+
+    def takes(self, scope: Mapping[str, Any]) -> bool:
+        """Whether the request may be the lane's: then its whole body is read for `answer`."""
+        ...
+
+    def answer(self, scope: Mapping[str, Any], body: bytes) -> LaneAnswer | None:
+        """The stream that answers the request, or None for Quart to answer it as any other."""
+        ...
+
 
 # What a connection still reads of its request: more of the body, only a disconnect, or nothing more.
 _Reading = Literal["body", "complete", "gone"]
@@ -38,12 +58,21 @@ class EventStreamResponse(Response):
         super().__init__(_NotIterable(), status=200, headers=headers)
         self.stream = stream
         self.timeout = None  # Quart's RESPONSE_TIMEOUT (60 s) would silently cut the stream.
-        self.headers["Content-Type"] = "text/event-stream"
-        self.headers["Cache-Control"] = "no-cache"
-        self.headers["X-Accel-Buffering"] = "no"  # nginx: do not buffer this response
-        if http_version == "1.1":
-            # Connection-specific headers are illegal on HTTP/2 (RFC 9113 §8.2.2) and meaningless on 3.
-            self.headers["Connection"] = "keep-alive"
+        for name, value in sse_headers(http_version):
+            self.headers[name] = value
+
+
+def sse_headers(http_version: str) -> list[tuple[str, str]]:
+    """The headers every event stream response carries, on a request of HTTP ``http_version``."""
+    headers = [
+        ("Content-Type", "text/event-stream"),
+        ("Cache-Control", "no-cache"),
+        ("X-Accel-Buffering", "no"),  # nginx: do not buffer this response
+    ]
+    if http_version == "1.1":
+        # Connection-specific headers are illegal on HTTP/2 (RFC 9113 §8.2.2) and meaningless on 3.
+        headers.append(("Connection", "keep-alive"))
+    return headers
 
 
 class _NotIterable:
@@ -87,14 +116,33 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
             raise RuntimeError("StreamingHTTPConnection must be called from an asyncio task")
         cancelling = task.cancelling()  # cancellations already asked for are someone else's
         self._received_at = asyncio.get_running_loop().time()
-        request = self._create_request_from_scope(send)
         # The first message is taken here, not by the receiver: a request's body nearly always comes
         # with its head, and the handler then finds it complete and runs to its first event in this
         # step. Waiting for the receiver's first step and then for its wake-up cost two loop
         # iterations per request, each as long as the loop's busiest.
-        reading = self._take(request, await receive())
+        messages = [await receive()]
+        lane: StreamLane | None = self.app.extensions.get(_LANE_KEY)
+        lane_answer = None
+        if lane is not None and lane.takes(self.scope):
+            body_until = asyncio.get_running_loop().time() + self.app.config["BODY_TIMEOUT"]
+            lane_answer = await self._lane_answer(lane, receive, messages, body_until)
+        request: Request | None = None
+        handling: Coroutine[Any, Any, None]
+        if lane_answer is not None:
+            reading: _Reading = "complete"
+            handling = self._run_stream(*lane_answer, send)
+            del lane_answer
+        else:
+            request = self._create_request_from_scope(send)
+            if lane is not None and lane.takes(self.scope):
+                # The lane spent some of the body's time limit reading it: Quart gets what is left.
+                request.body_timeout = max(0.0, body_until - asyncio.get_running_loop().time())
+            reading = "body"
+            for message in messages:
+                reading = self._take(request, message)
+            handling = self.handle_request(request, send)
+        del messages
         receiver = asyncio.ensure_future(self.handle_messages(request, receive, reading))
-        handling = self.handle_request(request, send)
         del request  # the receiver and the handler hold it as long as each needs it
         hang_up = self._hang_up = _HangUp(task)
         receiver.add_done_callback(hang_up)
@@ -114,13 +162,42 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
             await asyncio.gather(receiver, return_exceptions=True)
         raise_task_exceptions({receiver})
 
-    async def handle_messages(self, request: Request, receive: Any, reading: _Reading = "body") -> None:
-        while reading == "body":
+    async def handle_messages(
+        self, request: Request | None, receive: Any, reading: _Reading = "body"
+    ) -> None:
+        while reading == "body" and request is not None:  # a lane's request has no Request: complete
             reading = self._take(request, await receive())
         del request  # the body is complete: from here on, only a disconnect matters
         if reading == "complete":
             while (await receive())["type"] != "http.disconnect":
                 pass
+
+    async def _lane_answer(
+        self, lane: StreamLane, receive: Any, messages: list[dict[str, Any]], body_until: float
+    ) -> LaneAnswer | None:
+        """``lane``'s answer to the request, once its whole body is read; None if the lane leaves it to
+        Quart, which then takes the request's ``messages`` read so far.
+
+        Uvicorn gives a body that came with its head in the first message; Hypercorn, and Quart's test
+        client, give it in one message and then an empty last one, which is already waiting. A body
+        still on its way is waited for up to BODY_TIMEOUT, as Quart's handler would."""
+        if _more_body(messages[0]):
+            size = len(messages[0].get("body", b""))
+            try:
+                async with asyncio.timeout_at(body_until):
+                    while _more_body(messages[-1]) and (lane.max_body is None or size <= lane.max_body):
+                        messages.append(await receive())
+                        size += len(messages[-1].get("body", b""))
+            except TimeoutError:
+                return None
+        last = messages[-1]
+        if last["type"] != "http.request" or _more_body(last):
+            return None  # gone, or too large: Quart knows what to do
+        body = b"".join(message.get("body", b"") for message in messages)
+        answer = lane.answer(self.scope, body)
+        if answer is not None:
+            self._received_at = asyncio.get_running_loop().time()  # as `_take` on a complete body
+        return answer
 
     def _take(self, request: Request, message: dict[str, Any]) -> _Reading:
         """One ASGI message of the request into ``request``; what is left to read."""
@@ -144,15 +221,8 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
         if isinstance(response, EventStreamResponse):
             # Sent by its own run(), with no timeout; the stream needs only its status and headers of
             # the response object, so no frame keeps that either while the stream is open.
-            # No local keeps the header list either: run() drops it once the headers are sent.
-            stream = self._hang_up.stream = response.stream
-            running = stream.run(
-                send,
-                status=response.status_code,
-                headers=_wire_headers(response),
-                received_at=self._received_at,
-            )
-            del response, stream
+            running = self._run_stream(response.stream, _wire_headers(response), send, response.status_code)
+            del response
             await running
             return
         if isinstance(response, Response) and response.timeout != Ellipsis:
@@ -161,6 +231,19 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
             timeout = self.app.config["RESPONSE_TIMEOUT"]
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._send_response(send, response), timeout=timeout)
+
+    async def _run_stream(
+        self, stream: EventStream, headers: list[tuple[bytes, bytes]], send: Any, status: int = 200
+    ) -> None:
+        self._hang_up.stream = stream
+        running = stream.run(send, status=status, headers=headers, received_at=self._received_at)
+        # No local keeps the stream or its header list: run() drops the list once the headers are sent.
+        del stream, headers
+        await running
+
+
+def _more_body(message: dict[str, Any]) -> bool:
+    return message["type"] == "http.request" and bool(message.get("more_body", False))
 
 
 class _HangUp:
@@ -190,12 +273,13 @@ class _HangUp:
 def _wire_headers(response: EventStreamResponse) -> list[tuple[bytes, bytes]]:
     return [
         (name, value)
-        for name, value in _encode_headers(response.headers.items())
+        for name, value in encode_headers(response.headers.items())
         if name not in _DROPPED_HEADERS
     ]
 
 
-def _encode_headers(items: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+def encode_headers(items: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    """Headers as an ASGI response start sends them: lower-case names, Latin-1 bytes."""
     return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in items]
 
 
@@ -218,6 +302,14 @@ def install(app: Quart, hub: StreamHub) -> None:
     async def _stop_watchdog() -> None:
         hub.begin_shutdown()
         await hub.stop_watchdog()
+
+
+def set_stream_lane(app: Quart, lane: StreamLane | None) -> None:
+    """Let ``lane`` answer the requests it takes, before Quart would (None: Quart answers them all)."""
+    if lane is None:
+        app.extensions.pop(_LANE_KEY, None)
+    else:
+        app.extensions[_LANE_KEY] = lane
 
 
 def hub_of(app: Quart) -> StreamHub:

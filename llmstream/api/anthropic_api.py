@@ -31,6 +31,7 @@ from llmstream.api.requests import (
     text_of_parts,
     timing,
 )
+from llmstream.api.stream_lane import LaneRoute
 from llmstream.protocols import ErrorKind, anthropic
 from llmstream.request_ids import request_id
 from llmstream.simulator import MODELS, PROFILES, InvalidRequestError, Message, StreamRequest
@@ -146,11 +147,15 @@ def _text(content: object, where: str) -> str:
 @blueprint.post("/messages")
 async def messages() -> Response | EventStreamResponse:
     """A message: the message object, or with "stream": true the event stream."""
-    call = parse_call(await json_body(), request.headers)
-    plan = plan_for(call.request, request.headers.get("Last-Event-ID") if call.stream else None)
-    return await serving.answer(
+    return await serving.answer(opening(await json_body(), request.headers), DIALECT)
+
+
+def opening(body: dict[str, Any], headers: HeaderLookup) -> serving.Opening:
+    """A Messages body, checked and planned (a stream resumes after the Last-Event-ID header)."""
+    call = parse_call(body, headers)
+    plan = plan_for(call.request, headers.get("Last-Event-ID") if call.stream else None)
+    return serving.Opening(
         plan,
-        DIALECT,
         stream=call.stream,
         events=lambda created, request_id: anthropic.stream_items(
             plan, created=created, request_id=request_id
@@ -159,10 +164,14 @@ async def messages() -> Response | EventStreamResponse:
     )
 
 
+# The SDK reads `request-id` (Anthropic's name; llmstream.request_ids adds X-Request-ID for everyone).
+ID_HEADERS = ("request-id",)
+
+
 @blueprint.after_request
 async def _request_id_header(response: Response) -> Response:
-    # The SDK reads `request-id` (Anthropic's name; the middleware adds X-Request-ID for everyone).
-    response.headers["request-id"] = request_id()
+    for name in ID_HEADERS:
+        response.headers[name] = request_id()
     return response
 
 
@@ -219,4 +228,6 @@ def render_error(
 
 
 DIALECT = serving.Dialect(anthropic, render_error, final_event)
+# Its streams, answered past Quart (llmstream.api.stream_lane).
+LANE = LaneRoute(f"{blueprint.name}.{messages.__name__}", opening, DIALECT, ID_HEADERS)
 error_shapes.install(blueprint, render_error, prefixes=("/v1/messages",))

@@ -16,7 +16,7 @@ from quart import Quart, current_app
 
 from llmstream.simulator import StreamPlan
 
-__all__ = ["FAULT_KINDS", "FaultTally", "install", "record"]
+__all__ = ["FAULT_KINDS", "FaultTally", "install", "record", "tally_of"]
 
 FAULT_KINDS = (
     "rate_limit",
@@ -68,6 +68,11 @@ def install(app: Quart, registry: CollectorRegistry) -> None:
     app.extensions[_KEY] = tally
 
 
+def tally_of(app: Quart) -> FaultTally:
+    tally: FaultTally = app.extensions[_KEY]
+    return tally
+
+
 def record(plan: StreamPlan, *, streamed: bool) -> None:
-    tally: FaultTally = current_app.extensions[_KEY]
-    tally.record(plan, streamed=streamed)
+    """Count ``plan``'s faults in the current app's tally."""
+    tally_of(current_app).record(plan, streamed=streamed)

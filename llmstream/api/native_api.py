@@ -29,6 +29,7 @@ from llmstream.api.requests import (
     string_list,
     timing,
 )
+from llmstream.api.stream_lane import LaneRoute
 from llmstream.protocols import ErrorKind, native
 from llmstream.simulator import PROFILES, InvalidRequestError, Message, StreamRequest
 from llmstream.simulator.request import MAX_STOP_SEQUENCES
@@ -125,8 +126,7 @@ def query_body(args: MultiDict[str, str]) -> dict[str, Any]:
 @blueprint.post("/chat")
 async def chat() -> Response | EventStreamResponse:
     """Chat: a stream of native events, or (with "stream": false) one JSON body."""
-    call = parse_call(await json_body(), request.headers)
-    return await _answer(call, request.headers.get("Last-Event-ID"))
+    return await serving.answer(opening(await json_body(), request.headers), DIALECT)
 
 
 @blueprint.get("/chat/stream")
@@ -134,7 +134,8 @@ async def chat_stream() -> Response | EventStreamResponse:
     """Chat through query parameters, for EventSource: always a stream."""
     call = parse_call(query_body(request.args), request.headers)
     last = request.headers.get("Last-Event-ID") or request.args.get("last_event_id")
-    return await _answer(NativeCall(call.request, stream=True, timestamps=call.timestamps), last)
+    call = NativeCall(call.request, stream=True, timestamps=call.timestamps)
+    return await serving.answer(_opening(call, last), DIALECT)
 
 
 @blueprint.get("/models")
@@ -154,11 +155,15 @@ async def models() -> dict[str, object]:
     }
 
 
-async def _answer(call: NativeCall, last_event_id: str | None) -> Response | EventStreamResponse:
+def opening(body: dict[str, Any], headers: HeaderLookup) -> serving.Opening:
+    """``POST /api/chat``'s body, checked and planned (resumed after the Last-Event-ID header)."""
+    return _opening(parse_call(body, headers), headers.get("Last-Event-ID"))
+
+
+def _opening(call: NativeCall, last_event_id: str | None) -> serving.Opening:
     plan = plan_for(call.request, last_event_id if call.stream else None)
-    return await serving.answer(
+    return serving.Opening(
         plan,
-        DIALECT,
         stream=call.stream,
         events=lambda created, request_id: native.stream_items(plan, created=created, request_id=request_id),
         timestamps=call.timestamps,
@@ -195,4 +200,6 @@ def render_error(
 
 
 DIALECT = serving.Dialect(native, render_error, final_event)
+# Its streams, answered past Quart (llmstream.api.stream_lane).
+LANE = LaneRoute(f"{blueprint.name}.{chat.__name__}", opening, DIALECT)
 error_shapes.install(blueprint, render_error, prefixes=("/api",))

@@ -32,6 +32,7 @@ from llmstream.api.requests import (
     text_of_parts,
     timing,
 )
+from llmstream.api.stream_lane import LaneRoute
 from llmstream.protocols import ErrorKind, StreamItem, openai
 from llmstream.simulator import MODELS, InvalidRequestError, Message, StreamRequest, UnknownModelError
 from llmstream.sse import ServerSentEvent
@@ -125,15 +126,20 @@ def _content(content: object, where: str) -> str:
 @blueprint.post("/chat/completions")
 async def chat_completions() -> Response | EventStreamResponse:
     """A chat completion: a chat.completion body, or with "stream": true a stream of chunks."""
-    call = parse_call(await json_body(), request.headers)
-    plan = plan_for(call.request, request.headers.get("Last-Event-ID") if call.stream else None)
+    return await serving.answer(opening(await json_body(), request.headers), DIALECT)
+
+
+def opening(body: dict[str, Any], headers: HeaderLookup) -> serving.Opening:
+    """A Chat Completions body, checked and planned (a stream resumes after the Last-Event-ID header)."""
+    call = parse_call(body, headers)
+    plan = plan_for(call.request, headers.get("Last-Event-ID") if call.stream else None)
 
     def events(created: int, request_id: str) -> Iterable[StreamItem]:
         return openai.stream_items(
             plan, include_usage=call.include_usage, created=created, request_id=request_id
         )
 
-    return await serving.answer(plan, DIALECT, stream=call.stream, events=events, timestamps=call.timestamps)
+    return serving.Opening(plan, stream=call.stream, events=events, timestamps=call.timestamps)
 
 
 @blueprint.get("/models")
@@ -188,5 +194,7 @@ def render_error(
 
 
 DIALECT = serving.Dialect(openai, render_error, final_event)
+# Its streams, answered past Quart (llmstream.api.stream_lane).
+LANE = LaneRoute(f"{blueprint.name}.{chat_completions.__name__}", opening, DIALECT)
 # /v1/messages is Anthropic's (anthropic_api registers that longer prefix); the rest of /v1 is OpenAI's.
 error_shapes.install(blueprint, render_error, prefixes=("/v1",))

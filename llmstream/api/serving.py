@@ -27,6 +27,8 @@ from llmstream.streaming import Closing, FinalEvent
 
 __all__ = [
     "Dialect",
+    "Events",
+    "Opening",
     "answer",
     "close_error",
     "created",
@@ -56,10 +58,23 @@ class Dialect:
 Events = Callable[[int, str], Iterable[StreamItem]]
 
 
-async def answer(
-    plan: StreamPlan, dialect: Dialect, *, stream: bool, events: Events, timestamps: bool = False
-) -> Response | EventStreamResponse:
-    """Answer ``plan``: an HTTP fault, a paced stream, or the JSON body once the answer is complete."""
+@dataclass(frozen=True, slots=True)
+class Opening:
+    """A valid call, planned: what its route (or llmstream.api.stream_lane) answers.
+
+    ``stream``: answer with events (else with one JSON body); ``timestamps``: token events carry their
+    send time."""
+
+    plan: StreamPlan
+    stream: bool
+    events: Events
+    timestamps: bool = False
+
+
+async def answer(opening: Opening, dialect: Dialect) -> Response | EventStreamResponse:
+    """Answer ``opening``'s plan: an HTTP fault, a paced stream, or the JSON body once the answer is
+    complete."""
+    plan, stream, events = opening.plan, opening.stream, opening.events
     if plan.http_error is not None:
         fault_metrics.record(plan, streamed=stream)
         return from_error_response(dialect.framing.fault_response(plan.http_error))
@@ -69,7 +84,7 @@ async def answer(
             why, retry_after = refusal
             return dialect.render_error("unavailable", why, headers=(("retry-after", str(retry_after)),))
         fault_metrics.record(plan, streamed=True)
-        source = paced(events(created_at, rid), plan, timestamps=timestamps)
+        source = paced(events(created_at, rid), plan, timestamps=opening.timestamps)
         return event_stream(source, final_event=dialect.final_event)
     await wait_for_completion(plan)
     if plan.ending != "finish":
