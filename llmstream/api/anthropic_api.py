@@ -11,7 +11,7 @@ the SDK passes through ``extra_body``: ``{"llmstream": {"seed", "faults", "fault
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from quart import Blueprint, Response, request
@@ -86,7 +86,7 @@ def parse_call(body: dict[str, Any], headers: HeaderLookup) -> AnthropicCall:
             stop=string_list(
                 body.get("stop_sequences"), "stop_sequences", limit=MAX_STOP_SEQUENCES, single=False
             ),
-            **asdict(timing(extension, prefix="llmstream.")),
+            **timing(extension, prefix="llmstream.").fields(),
             faults=faults.faults,
             fault_rate=faults.fault_rate,
             fault_pool=faults.fault_pool,

@@ -8,7 +8,7 @@ headers). Events and error bodies are llmstream.protocols.native's; docs/api.md 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from quart import Blueprint, Response, request
@@ -64,7 +64,7 @@ def parse_call(body: dict[str, Any], headers: HeaderLookup) -> NativeCall:
             seed=optional_int(body, "seed") or 0,
             max_tokens=max_tokens(optional_int(body, "max_tokens"), model, "max_tokens"),
             stop=string_list(body.get("stop"), "stop", limit=MAX_STOP_SEQUENCES),
-            **asdict(timing(body)),
+            **timing(body).fields(),
             faults=faults.faults,
             fault_rate=faults.fault_rate,
             fault_pool=faults.fault_pool,

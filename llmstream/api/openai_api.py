@@ -11,7 +11,7 @@ adds the server's send time ``t`` to each token chunk, for load-test clients mea
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from quart import Blueprint, Response, request
@@ -89,7 +89,7 @@ def parse_call(body: dict[str, Any], headers: HeaderLookup) -> OpenAICall:
             seed=optional_int(body, "seed") or 0,
             max_tokens=max_tokens(optional_int(body, limit_field), model, limit_field),
             stop=string_list(body.get("stop"), "stop", limit=MAX_STOP),
-            **asdict(timing(extension, prefix="llmstream.")),
+            **timing(extension, prefix="llmstream.").fields(),
             faults=faults.faults,
             fault_rate=faults.fault_rate,
             fault_pool=faults.fault_pool,

@@ -179,6 +179,8 @@ def parse_faults(spec: str | None) -> FaultPlan:
 def parse_fault_pool(spec: str | Iterable[str] | None) -> tuple[str, ...]:
     """A fault_rate pool: single faults, comma-separated; bare error_after/truncate_after/reset_after
     mean "after a drawn number of tokens". None or empty gives ``DEFAULT_FAULT_POOL``."""
+    if spec is None or spec == DEFAULT_FAULT_POOL:
+        return DEFAULT_FAULT_POOL  # nearly every request's: checked once, not twice per request
     entries = [e.strip() for e in (spec.split(",") if isinstance(spec, str) else spec or ())]
     if not any(entries):
         return DEFAULT_FAULT_POOL
