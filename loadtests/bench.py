@@ -52,6 +52,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LOADTESTS = ROOT / "loadtests"
 SCENARIOS = ("unpaced", "starts", "paced", "capacity", "idle", "overload")
 PY = sys.executable
+# After the last stream's response head: its server has built the stream by then; this lets any
+# allocation that follows it (a first buffer, a timer) show in the memory read.
+RSS_SETTLE_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,19 +171,31 @@ def rss_kib(pid: int) -> int:
 
 def run_client_process(plan: ClientPlan, *, sample_rss_of: int | None = None) -> tuple[Tally, int | None]:
     """The client in its own process on its own core; with ``sample_rss_of``, that process's memory
-    read in the middle of the measured window (all streams open)."""
-    plan_json = json.dumps({**asdict(plan), "request": plan.request.decode("latin-1")})
+    read once the server has answered every stream (None if it has not by the window's end).
+
+    Not at a fixed time: a connection counts as open once the kernel has accepted it, and a server
+    slow to start streams then held far fewer of them than the client had open, which made its
+    memory per stream look smaller the slower it was (a 10,000-stream ramp: read at 8 s, 12.8 KiB a
+    stream; every stream answered at 12.5 s, 16.7 KiB)."""
     budget = plan.ramp_s + plan.warmup_s + plan.measure_s + 60
     # The tally comes back in a file: once, a tally read from the client's stdout pipe had a line
     # break in the middle of its JSON (a 2-core run of `make bench`, not reproduced).
     with tempfile.TemporaryDirectory(prefix="llmstream-bench-") as folder:
-        out = Path(folder) / "tally.json"
+        out, answered = Path(folder) / "tally.json", Path(folder) / "all-answered"
+        if sample_rss_of is not None:
+            plan = replace(plan, all_answered_flag=str(answered))
+        plan_json = json.dumps({**asdict(plan), "request": plan.request.decode("latin-1")})
         command = pinned([PY, str(Path(__file__)), "client", plan_json, str(out)], cpus()[1])
+        began = time.monotonic()
         process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(LOADTESTS)})
         rss = None
         if sample_rss_of is not None:
-            time.sleep(plan.ramp_s + plan.warmup_s + plan.measure_s / 2)
-            rss = rss_kib(sample_rss_of)
+            window_end = began + plan.ramp_s + plan.warmup_s + plan.measure_s
+            while not answered.exists() and time.monotonic() < window_end and process.poll() is None:
+                time.sleep(0.1)
+            if answered.exists():
+                time.sleep(RSS_SETTLE_S)
+                rss = rss_kib(sample_rss_of)
         if process.wait(timeout=budget):
             raise SystemExit(f"the bench client failed (exit {process.returncode})")
         return Tally(**json.loads(out.read_text())), rss
@@ -288,11 +303,12 @@ def idle(stack: Stack, sizes: Sizes, log: Path) -> dict[str, float]:
         ramp = max(sizes.ramp_s, sizes.idle_streams / 2_000)
         # A short request: what a stream costs to hold open, not the bytes of a long prompt.
         request = request_bytes(stack, fields, prompt="Take your time.")
-        plan = ClientPlan(port, request, sizes.idle_streams, measure_s=2.0, ramp_s=ramp, warmup_s=2.0)
+        # Held long enough for a server slower than the ramp to answer them all: memory is read then.
+        plan = ClientPlan(port, request, sizes.idle_streams, measure_s=8.0, ramp_s=ramp, warmup_s=2.0)
         tally, during = run_client_process(plan, sample_rss_of=pid)
-    assert during is not None
-    return {"KiB/stream": (during - before) / sizes.idle_streams, "open": tally.most_open,
-            "errors": len(tally.errors)}  # fmt: skip
+    per_stream = float("nan") if during is None else (during - before) / sizes.idle_streams
+    return {"KiB/stream": per_stream, "open": tally.most_answered,
+            "errors": len(tally.errors) + (during is None)}  # fmt: skip
 
 
 def overload(stack: Stack, sizes: Sizes, log: Path, *, streams: int) -> dict[str, float]:

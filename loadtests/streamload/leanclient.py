@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import cast
 
 from .http11 import BodyFraming, HTTPError
@@ -41,6 +42,8 @@ class ClientPlan:
     warmup_s: float = 1.0
     tokens_per_s: float | None = None  # paced: each token's lateness is measured
     host: str = "127.0.0.1"
+    # A file the client creates once every stream has its response head: the server holds them all.
+    all_answered_flag: str = ""
 
 
 @dataclass(slots=True)
@@ -55,7 +58,9 @@ class Tally:
     lateness_ms: list[float] = field(default_factory=list)
     first_token_ms: list[float] = field(default_factory=list)
     refusal_ms: list[float] = field(default_factory=list)
-    open_now: int = 0
+    open_now: int = 0  # connections open (the kernel accepts them before the server does)
+    answered_now: int = 0  # of those, the ones whose response head has arrived and not yet ended
+    most_answered: int = 0
     most_open: int = 0
     cpu_s: float = 0.0
     wall_s: float = 0.0
@@ -130,7 +135,16 @@ class _Stream(asyncio.Protocol):
         if status[1] != "200":
             raise HTTPError(f"status {status[1]}")
         self.framing = BodyFraming(headers)
+        self._answered(1)
         return bytes(self.head[end + 4 :])
+
+    def _answered(self, change: int) -> None:
+        tally = self.tally
+        tally.answered_now += change
+        if tally.answered_now > tally.most_answered:
+            tally.most_answered = tally.answered_now
+            if tally.most_answered == self.plan.streams and self.plan.all_answered_flag:
+                Path(self.plan.all_answered_flag).touch()
 
     def _count(self, body: bytes, now: float) -> None:
         text = self.tail + body
@@ -153,6 +167,7 @@ class _Stream(asyncio.Protocol):
 
     def _finished(self, now: float) -> None:
         self.waiting = False
+        self._answered(-1)
         self.tally.streams_done += 1
         assert self.framing is not None
         if self.framing.rest:
@@ -167,13 +182,20 @@ class _Stream(asyncio.Protocol):
             self.tally.errors.append(reason)
         self._close()
 
+    def _cut(self) -> None:
+        if self.framing is not None and not self.framing.done:
+            self._answered(-1)  # a response under way, cut
+            self.framing = None
+
     def _close(self) -> None:
+        self._cut()
         self.waiting = False
         if self.transport is not None:
             self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.tally.open_now -= 1
+        self._cut()
         if self.waiting and time.perf_counter() < self.stop_at:
             self._fail(f"connection lost during a response: {exc or 'closed by the server'}")
         if not self.closed.done():
