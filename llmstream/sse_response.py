@@ -34,7 +34,10 @@ class StreamLane(Protocol):
     """Answers some requests with a stream, past Quart's per-request machinery
     (llmstream.api.stream_lane)."""
 
-    max_body: int | None  # the largest body it reads: a larger one is left to Quart
+    @property
+    def max_body(self) -> int | None:
+        """The largest body it reads: a larger one is left to Quart."""
+        ...
 
     def takes(self, scope: Mapping[str, Any]) -> bool:
         """Whether the request may be the lane's: then its whole body is read for `answer`."""
@@ -122,7 +125,7 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
         # iterations per request, each as long as the loop's busiest.
         messages = [await receive()]
         lane: StreamLane | None = self.app.extensions.get(_LANE_KEY)
-        lane_answer = None
+        lane_answer = body_until = None
         if lane is not None and lane.takes(self.scope):
             body_until = asyncio.get_running_loop().time() + self.app.config["BODY_TIMEOUT"]
             lane_answer = await self._lane_answer(lane, receive, messages, body_until)
@@ -134,7 +137,7 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
             del lane_answer
         else:
             request = self._create_request_from_scope(send)
-            if lane is not None and lane.takes(self.scope):
+            if body_until is not None:
                 # The lane spent some of the body's time limit reading it: Quart gets what is left.
                 request.body_timeout = max(0.0, body_until - asyncio.get_running_loop().time())
             reading = "body"
@@ -185,7 +188,8 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
             size = len(messages[0].get("body", b""))
             try:
                 async with asyncio.timeout_at(body_until):
-                    while _more_body(messages[-1]) and (lane.max_body is None or size <= lane.max_body):
+                    max_body = lane.max_body
+                    while _more_body(messages[-1]) and (max_body is None or size <= max_body):
                         messages.append(await receive())
                         size += len(messages[-1].get("body", b""))
             except TimeoutError:
@@ -193,11 +197,10 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
         last = messages[-1]
         if last["type"] != "http.request" or _more_body(last):
             return None  # gone, or too large: Quart knows what to do
-        body = b"".join(message.get("body", b"") for message in messages)
-        answer = lane.answer(self.scope, body)
-        if answer is not None:
-            self._received_at = asyncio.get_running_loop().time()  # as `_take` on a complete body
-        return answer
+        # Received in full: a paced stream's schedule counts from here, as from `_take`'s, so that
+        # checking and planning the request takes nothing off its time to first token.
+        self._received_at = asyncio.get_running_loop().time()
+        return lane.answer(self.scope, b"".join(message.get("body", b"") for message in messages))
 
     def _take(self, request: Request, message: dict[str, Any]) -> _Reading:
         """One ASGI message of the request into ``request``; what is left to read."""

@@ -33,7 +33,7 @@ from llmstream.api.serving import Dialect, Opening, created
 from llmstream.sse_response import LaneAnswer, encode_headers, hub_of, set_stream_lane, sse_headers
 from llmstream.streaming import EventStream
 
-__all__ = ["LaneRoute", "StreamLane", "install"]
+__all__ = ["LaneRoute", "ScopeHeaders", "StreamLane", "install"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +50,19 @@ class StreamLane:
     """The app's lane (llmstream.sse_response.StreamLane): the streams of its routes."""
 
     def __init__(self, app: Quart, routes: Iterable[LaneRoute]) -> None:
+        self._config = app.config
         self._hub = hub_of(app)
         self._faults = fault_metrics.tally_of(app)
-        self.max_body: int | None = app.config["MAX_CONTENT_LENGTH"]
         self._routes: dict[tuple[str, str], LaneRoute] = {}
         for route in routes:
             for method, path in _paths(app, route.endpoint):
                 self._routes[method, path] = route
+
+    @property
+    def max_body(self) -> int | None:
+        """The app's MAX_CONTENT_LENGTH, read as Quart reads it: for each request."""
+        limit: int | None = self._config["MAX_CONTENT_LENGTH"]
+        return limit
 
     def takes(self, scope: Mapping[str, Any]) -> bool:
         return self._route(scope) is not None
@@ -67,8 +73,8 @@ class StreamLane:
         return self._routes.get((scope["method"], scope["path"]))
 
     def answer(self, scope: Mapping[str, Any], body: bytes) -> LaneAnswer | None:
-        route = self._route(scope)
-        if route is None or (self.max_body is not None and len(body) > self.max_body):
+        route, max_body = self._route(scope), self.max_body
+        if route is None or (max_body is not None and len(body) > max_body):
             return None
         headers = ScopeHeaders(scope["headers"])
         try:

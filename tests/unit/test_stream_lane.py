@@ -10,13 +10,16 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
 from quart import Quart
 
-from llmstream.api import fault_metrics
+from llmstream.api import fault_metrics, native_api, stream_lane
+from llmstream.api.requests import HeaderLookup
+from llmstream.api.serving import Opening
 from llmstream.app import create_app
 from llmstream.config import Settings
 from llmstream.sse_response import set_stream_lane
@@ -135,54 +138,87 @@ async def test_a_stream_the_hub_has_no_room_for_is_refused_by_quart_in_the_apis_
     assert (await response.get_json())["type"] == "error"
 
 
-async def test_a_body_that_stops_coming_gets_its_408_once_the_body_timeout_has_passed_not_twice() -> None:
-    # The lane waits for the rest of a stream's body up to BODY_TIMEOUT, then leaves the request to
-    # Quart: Quart must get what is left of that time, not the whole of it again.
-    app = create_app(Settings())
-    app.config["BODY_TIMEOUT"] = 1.0
-    scope = {
+def asgi_scope(path: str) -> dict[str, Any]:
+    return {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
         "method": "POST",
         "scheme": "http",
-        "path": "/api/chat",
-        "raw_path": b"/api/chat",
+        "path": path,
+        "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
         "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json")],
         "client": ("127.0.0.1", 5000),
         "server": ("127.0.0.1", 8000),
     }
-    first = {"type": "http.request", "body": b'{"prompt": "hi', "more_body": True}
-    never = asyncio.Event()
-    sent: list[dict[str, Any]] = []
-    answered = asyncio.Event()
 
-    async def receive() -> dict[str, Any]:
-        if first["body"]:
-            message = dict(first)
-            first["body"] = b""
-            return message
-        await never.wait()
+
+class AsgiCall:
+    """One request to an ASGI app, as a server makes it: the body in ``pieces``, then nothing until
+    the client goes (`hang_up`); what the app sends, and when (loop time from the call)."""
+
+    def __init__(self, app: Quart, path: str, pieces: list[dict[str, Any]]) -> None:
+        self.pieces, self.sent, self.at = list(pieces), [], []
+        self.answered, self.gone = asyncio.Event(), asyncio.Event()
+        loop = asyncio.get_running_loop()
+        self.began = loop.time()
+        self.serving = asyncio.ensure_future(app(asgi_scope(path), self.receive, self.send))
+
+    async def receive(self) -> dict[str, Any]:
+        if self.pieces:
+            return self.pieces.pop(0)
+        await self.gone.wait()
         return {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
+    async def send(self, message: dict[str, Any]) -> None:
+        self.sent.append(message)
+        self.at.append(asyncio.get_running_loop().time() - self.began)
         if message["type"] == "http.response.body" and not message.get("more_body", False):
-            answered.set()
+            self.answered.set()
 
-    loop = asyncio.get_running_loop()
-    began = loop.time()
-    serving = asyncio.ensure_future(app(scope, receive, send))
-    await asyncio.wait_for(answered.wait(), 10)
-    waited = loop.time() - began
-    never.set()
-    await asyncio.wait_for(serving, 5)
+    async def hang_up(self) -> None:
+        self.gone.set()
+        await asyncio.wait_for(self.serving, 5)
 
-    assert sent[0]["status"] == 408
-    body = b"".join(m.get("body", b"") for m in sent[1:])
+
+async def test_a_body_that_stops_coming_gets_its_408_once_the_body_timeout_has_passed_not_twice() -> None:
+    # The lane waits for the rest of a stream's body up to BODY_TIMEOUT, then leaves the request to
+    # Quart: Quart must get what is left of that time, not the whole of it again.
+    app = create_app(Settings())
+    app.config["BODY_TIMEOUT"] = 1.0
+    half_a_body = {"type": "http.request", "body": b'{"prompt": "hi', "more_body": True}
+    call = AsgiCall(app, "/api/chat", [half_a_body])
+    await asyncio.wait_for(call.answered.wait(), 10)
+    waited = call.at[-1]
+    await call.hang_up()
+
+    assert call.sent[0]["status"] == 408
+    body = b"".join(m.get("body", b"") for m in call.sent[1:])
     error = json.loads(body)["error"]  # in the native API's shape, as Quart's handler renders it
     assert error["type"] == "invalid_request"
     assert "within the specified time" in error["message"]
     assert 1.0 <= waited < 1.9  # one BODY_TIMEOUT, with room for a slow machine; two would be 2.0
+
+
+async def test_checking_and_planning_a_laned_request_take_nothing_off_its_time_to_first_token() -> None:
+    # Regression: the lane noted the request as received once it had checked and planned it, so that
+    # time was added to every token's due time (Quart's path notes it when the body is complete).
+    app = create_app(Settings())
+    slow_checks = 0.06
+
+    def slow_opening(body: dict[str, Any], headers: HeaderLookup) -> Opening:
+        time.sleep(slow_checks)  # a long prompt's planning, say
+        return native_api.opening(body, headers)
+
+    stream_lane.install(app, [replace(native_api.LANE, opening=slow_opening)])
+    body = {"prompt": "hello there", "model": "echo", "ttft_ms": 100, "tokens_per_s": 20, "jitter": 0}
+    pieces = [{"type": "http.request", "body": json.dumps(body).encode(), "more_body": False}]
+    call = AsgiCall(app, "/api/chat", pieces)
+    await asyncio.wait_for(call.answered.wait(), 10)
+    await call.hang_up()
+
+    tokens = [at for at, m in zip(call.at, call.sent, strict=True) if b"event: token" in m.get("body", b"")]
+    assert tokens
+    assert 0.1 <= tokens[0] < 0.1 + slow_checks  # due 100 ms after the request, planning included
