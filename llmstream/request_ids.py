@@ -5,7 +5,8 @@ and that wrapper then runs once per body message, thousands of times per second 
 to act on the first message alone. Here the id is chosen before the request is handled and set on the
 response object that Quart finalises, an SSE response included (llmstream.sse_response sends its
 headers); the few answers the engine writes itself (a refusal, a stream that failed before its first
-event) copy it from those headers.
+event) copy it from those headers. The stream lane (llmstream.api.stream_lane), which answers the
+model APIs' streams without Quart's hooks, chooses the id with `chosen_id` and sets the same header.
 """
 
 from __future__ import annotations
