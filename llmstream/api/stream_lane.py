@@ -8,8 +8,10 @@ its tokens (llmstream.api.pacing): at 250 new streams a second, a quarter of the
 
 So `POST /api/chat`, `POST /v1/chat/completions` and `POST /v1/messages`, asking for a stream, are
 answered here: the same `opening` of the route (its checks and its plan), the same events, stream and
-headers, with none of Quart's machinery. Whatever this lane does not answer goes to Quart untouched,
-with its body: a body in more than one message or over MAX_CONTENT_LENGTH, anything that is not a JSON
+headers, with none of Quart's machinery (a start now costs about 0.45 ms). The connection
+(llmstream.sse_response) reads the whole body first, however many messages it comes in. Whatever this
+lane does not answer goes to Quart untouched, with the body read so far: a body over
+MAX_CONTENT_LENGTH or not complete within BODY_TIMEOUT, a client gone, anything that is not a JSON
 object, a call its `opening` refuses, one not asking for a stream, a planned HTTP fault, a stream the
 hub has no room for. Quart answers those exactly as before, errors in each API's own shape, and runs
 the same `opening` again, which decides the same way: a plan is a pure function of the request.
