@@ -102,6 +102,11 @@ class PacedSource(PushedSource):
         self._run_due_ms, self._run_texts = (), ()
         if self._scheduler is not None:
             self._scheduler.unschedule(self._ticket)
+        # The ticket and its source point at each other: a cycle that only a full garbage collection
+        # would free, left by every stream (500 streams run to their end or cut by their client, on
+        # fake transports with the collector off, left exactly this and the empty iterator above;
+        # with it broken, nothing). Broken here, the source goes as soon as its stream lets it go.
+        self._ticket.client = _CLOSED
 
     def serve(self, now: float) -> float | None:
         """Offer every event due at ``now``; the next due time, or None when done or refused.
@@ -175,6 +180,16 @@ class PacedSource(PushedSource):
     def _wait_for(self, due: float | None) -> None:
         if due is not None and self._scheduler is not None:
             self._scheduler.schedule(self._ticket, due)
+
+
+class _Closed:
+    """What a closed source's ticket serves: nothing (its entry is stale; the tick skips it anyway)."""
+
+    def serve(self, now: float) -> float | None:
+        return None
+
+
+_CLOSED = _Closed()
 
 
 def _no_run(index: int, text: str) -> bytes:

@@ -258,6 +258,24 @@ async def test_close_stops_the_delivery_and_unschedules() -> None:
     assert not sink.ended.done()
 
 
+async def test_a_closed_paced_source_is_freed_without_the_cycle_collector() -> None:
+    # Regression: a source and its scheduler ticket pointed at each other, so every stream, finished or
+    # cut, left a cycle that only a full garbage collection freed (the only cyclic garbage of stream
+    # churn), and full collections could not be made rarer without memory growing meanwhile.
+    regular = plan(ttft_ms=0, tokens_per_s=20, jitter=0)
+    source = paced(events_of(regular), regular)
+    source.start(Arrivals())
+    assert source.scheduled
+    gc.disable()
+    try:
+        source.close()
+        freed = weakref.ref(source)
+        del source
+        assert freed() is None
+    finally:
+        gc.enable()
+
+
 # ---- through the engine: EventStream with a PacedSource ------------------------------------------------
 
 
