@@ -133,9 +133,12 @@ async def test_a_get_of_a_stream_path_is_left_to_quart() -> None:
 async def test_a_stream_the_hub_has_no_room_for_is_refused_by_quart_in_the_apis_shape() -> None:
     app = create_app(Settings(max_streams=0))
     response = await app.test_client().post("/v1/messages", json=ANTHROPIC)
-    assert response.status_code == 529 or response.status_code == 503
-    assert response.headers["Retry-After"]
-    assert (await response.get_json())["type"] == "error"
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "1"
+    assert response.headers["request-id"] == response.headers["X-Request-ID"]
+    body = await response.get_json()
+    assert body["type"] == "error"
+    assert body["error"]["message"] == "too many open streams (at most 0)"
 
 
 def asgi_scope(path: str) -> dict[str, Any]:
