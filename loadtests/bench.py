@@ -307,7 +307,7 @@ def idle(stack: Stack, sizes: Sizes, log: Path) -> dict[str, float]:
         plan = ClientPlan(port, request, sizes.idle_streams, measure_s=8.0, ramp_s=ramp, warmup_s=2.0)
         tally, during = run_client_process(plan, sample_rss_of=pid)
     per_stream = float("nan") if during is None else (during - before) / sizes.idle_streams
-    return {"KiB/stream": per_stream, "open": tally.most_answered,
+    return {"KiB/stream": per_stream, "answered": tally.most_answered,
             "errors": len(tally.errors) + (during is None)}  # fmt: skip
 
 

@@ -30,7 +30,7 @@ def test_the_bench_harness_measures_every_stack_and_prints_ratios(tmp_path: Path
             assert row["errors"] == 0, (scenario, stack, row)
         for stack in STACKS[1:]:
             assert f"llmstream/{stack} = " in output
-    assert results["idle"]["llmstream"]["open"] == results["sizes"]["idle_streams"]
+    assert results["idle"]["llmstream"]["answered"] == results["sizes"]["idle_streams"]
     assert results["capacity"]["streams"] in results["sizes"]["capacity_steps"] + [0]
     overload = results["overload"]
     assert overload["first token <= 1 s"] + overload["first token > 1 s"] + overload["refused"] > 0
