@@ -21,14 +21,14 @@ from llmstream.api.errors import install_error_handlers
 from llmstream.config import Settings, load_settings
 from llmstream.hub import StreamHub
 from llmstream.resources import ui_dir
-from llmstream.sse_response import install
+from llmstream.sse_response import StreamingQuart, install
 from llmstream.streaming import StreamOptions
 
 
 def create_app(settings: Settings | None = None) -> Quart:
     """Build the app: streaming engine, ops routes, demos and the browser UI."""
     settings = settings or load_settings()
-    app = Quart(
+    app = StreamingQuart(
         __name__,
         template_folder=str(ui_dir("templates")),
         static_folder=str(ui_dir("static")),

@@ -39,6 +39,7 @@ from quart import Quart
 from llmstream.app import create_app
 from llmstream.config import LoopName, Settings
 from llmstream.hub import StreamHub
+from llmstream.lean_connection import LeanHttpToolsProtocol
 from llmstream.logging_setup import logging_config
 from llmstream.sse_response import hub_of
 from llmstream.supervisor import Supervisor, Worker
@@ -128,6 +129,7 @@ def _run_uvicorn(settings: Settings, sock: socket.socket) -> None:
     config = uvicorn.Config(
         app,
         loop=_UVICORN_LOOPS[settings.loop],
+        http=LeanHttpToolsProtocol,
         lifespan="on",
         log_config=logging_config(settings.log_level),
         log_level=settings.log_level.lower(),

@@ -1,0 +1,159 @@
+"""Uvicorn's httptools protocol made lighter (llmstream.lean_connection), on real sockets of 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from llmstream.lean_connection import LeanHttpToolsProtocol
+
+
+async def hold_until_released(scope: Any, receive: Any, send: Any) -> None:
+    """An ASGI app: answers /hold with a chunked response's head, then waits for the client to go;
+    anything else with its path."""
+    if scope["type"] != "http":
+        return
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+    if scope["path"] == "/hold":
+        await send({"type": "http.response.body", "body": b"held\n", "more_body": True})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        return
+    await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+
+class Served:
+    """A server on 127.0.0.1 speaking through ``protocol_class``, and the protocols it made."""
+
+    def __init__(self, protocol_class: type[HttpToolsProtocol]) -> None:
+        self.config = uvicorn.Config(hold_until_released, http=protocol_class, log_level="warning")
+        self.config.load()
+        self.state = ServerState()
+        self.made: list[HttpToolsProtocol] = []
+        self.port = 0
+        self._server: asyncio.Server | None = None
+
+    def _protocol(self) -> HttpToolsProtocol:
+        protocol = self.config.http_protocol_class(  # type: ignore[call-arg]
+            config=self.config, server_state=self.state, app_state={}
+        )
+        self.made.append(protocol)
+        return protocol  # type: ignore[no-any-return]
+
+    async def __aenter__(self) -> Served:
+        self._server = await asyncio.get_running_loop().create_server(self._protocol, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self.state.tasks):
+            task.cancel()
+        await asyncio.gather(*self.state.tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+
+@pytest.fixture
+def collector_off() -> Iterator[None]:
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    async with Served(LeanHttpToolsProtocol) as running:
+        yield running
+
+
+async def request(port: int, raw: bytes) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(raw)
+    await writer.drain()
+    return reader, writer
+
+
+async def until(condition: Any, what: str) -> None:
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not within 2 s: {what}")
+
+
+async def test_a_lost_connection_s_transport_is_freed_without_the_cycle_collector(
+    served: Served, collector_off: None
+) -> None:
+    # Regression: on Python 3.11 a selector transport stays in a cycle with its bound read callback
+    # (python/cpython#100348), so every closed connection waited for a full collection.
+    reader, writer = await request(served.port, b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert b"held" in await reader.readuntil(b"held\n")
+    transport = weakref.ref(served.made.pop().transport)  # the test keeps no protocol
+    writer.close()
+    await writer.wait_closed()
+    await until(lambda: not served.state.connections, "the server sees the connection lost")
+    await until(lambda: not served.state.tasks, "the request's task ends")
+    await asyncio.sleep(0.05)  # the loop's own handles on the transport run out
+    assert transport() is None, gc.get_referrers(transport())
+
+
+async def test_an_open_stream_s_connection_holds_no_empty_deque(served: Served) -> None:
+    reader, writer = await request(served.port, b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+    await reader.readuntil(b"held\n")
+    protocol = served.made[0]
+    # Each empty deque is 760 bytes (its first block of 64 slots): three per connection in Uvicorn's.
+    held: dict[str, object] = {
+        "pipeline": protocol.pipeline,
+        "flow control's event": protocol.flow._is_writable_event._waiters,  # type: ignore[attr-defined]
+        "request's event": protocol.cycle.message_event._waiters,  # type: ignore[attr-defined]
+    }
+    assert {name: type(value).__name__ for name, value in held.items() if isinstance(value, deque)} == {}
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_pipelined_requests_are_answered_in_order(served: Served) -> None:
+    # Parsed together, the second and third wait in Uvicorn's pipeline (here a list: appendleft, pop)
+    # while the first is answered.
+    paths = [b"/one", b"/two", b"/three"]
+    raw = b"".join(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path for path in paths)
+    reader, writer = await request(served.port, raw)
+    answered = []
+    for _ in paths:
+        await reader.readuntil(b"\r\n\r\n")
+        size = int(await reader.readuntil(b"\r\n"), 16)
+        answered.append(await reader.readexactly(size))
+        await reader.readuntil(b"0\r\n\r\n")
+    assert answered == paths
+    writer.close()
+    await writer.wait_closed()
+
+
+async def test_a_send_waiting_for_flow_control_goes_on_once_writing_resumes(served: Served) -> None:
+    # Flow control's Event, with its waiters in a list: a send waits while the transport's buffer is
+    # past its limit (asyncio calls pause_writing) and goes on once it drains (resume_writing).
+    reader, writer = await request(served.port, b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n")
+    await reader.readuntil(b"held\n")
+    protocol = served.made[0]
+    protocol.flow.pause_writing()
+    drained = asyncio.ensure_future(protocol.flow.drain())
+    await asyncio.sleep(0.05)
+    assert not drained.done()
+    protocol.flow.resume_writing()
+    await asyncio.wait_for(drained, 2)
+    writer.close()
+    await writer.wait_closed()
