@@ -20,6 +20,7 @@ from quart.asgi import ASGIHTTPConnection, _handle_exception
 from quart.utils import raise_task_exceptions
 
 from llmstream.hub import StreamHub
+from llmstream.lean_connection import watch_disconnect
 from llmstream.sources import Source
 from llmstream.streaming import EventStream, FinalEvent, default_final_event
 
@@ -107,7 +108,9 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
     two to end (quart/asgi.py, `ASGIHTTPConnection.__call__`, Quart 0.20): three tasks, an
     `asyncio.wait` and its callbacks for every open stream. Here the handler runs in the server's own
     task for the request, and the receiver cancels it when the client goes away, which is what
-    Quart's `asyncio.wait` did: the same behaviour with one task and one wait fewer.
+    Quart's `asyncio.wait` did: the same behaviour with one task and one wait fewer. On the default
+    server, once the body is read, there is no receiver task either: the connection itself tells of a
+    client gone (llmstream.lean_connection, `watch_disconnect`).
     """
 
     _hang_up: _HangUp
@@ -145,10 +148,15 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
                 reading = self._take(request, message)
             handling = self.handle_request(request, send)
         del messages
-        receiver = asyncio.ensure_future(self.handle_messages(request, receive, reading))
-        del request  # the receiver and the handler hold it as long as each needs it
         hang_up = self._hang_up = _HangUp(task)
-        receiver.add_done_callback(hang_up)
+        # On the default server the connection itself tells of a client gone once the body is read
+        # (llmstream.lean_connection); anywhere else a receiver task awaits `receive` for it.
+        stop_watching = watch_disconnect(receive, hang_up.client_gone) if reading == "complete" else None
+        receiver = None
+        if stop_watching is None:
+            receiver = asyncio.ensure_future(self.handle_messages(request, receive, reading))
+            receiver.add_done_callback(hang_up)
+        del request  # the receiver and the handler hold it as long as each needs it
         try:
             await handling
         except asyncio.CancelledError:
@@ -161,9 +169,13 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
                 task.uncancel()
         finally:
             hang_up.handling, hang_up.stream = False, None
-            receiver.cancel()
-            await asyncio.gather(receiver, return_exceptions=True)
-        raise_task_exceptions({receiver})
+            if receiver is not None:
+                receiver.cancel()
+                await asyncio.gather(receiver, return_exceptions=True)
+            elif stop_watching is not None:
+                stop_watching()
+        if receiver is not None:
+            raise_task_exceptions({receiver})
 
     async def handle_messages(
         self, request: Request | None, receive: Any, reading: _Reading = "body"
@@ -284,7 +296,11 @@ class _HangUp:
         self.stream: EventStream | None = None
 
     def __call__(self, receiver: asyncio.Future[None]) -> None:
-        if not self.handling or receiver.cancelled():
+        if not receiver.cancelled():
+            self.client_gone()
+
+    def client_gone(self) -> None:
+        if not self.handling:
             return
         if self.stream is not None and self.stream.answered:
             return

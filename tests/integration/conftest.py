@@ -18,6 +18,7 @@ from quart import Quart
 
 from llmstream.app import create_app
 from llmstream.config import Settings
+from llmstream.lean_connection import LeanHttpToolsProtocol
 from llmstream.servers import bind_socket
 from tests.integration.serverproc import RunningServer, free_port, running_server
 
@@ -90,7 +91,9 @@ async def serving_in_process(*, send_buffer: int = 0) -> AsyncIterator[tuple[str
     ``send_buffer``: the kernel's send buffer of every connection (SO_SNDBUF; 0: the system's)."""
     port = free_port()
     app = create_app(Settings(host="127.0.0.1", port=port, log_level="WARNING"))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning"))
+    # The connection `llmstream serve` gives Uvicorn (llmstream.servers).
+    config = uvicorn.Config(app, http=LeanHttpToolsProtocol, lifespan="on", log_level="warning")
+    server = uvicorn.Server(config)
     sock = bind_socket("127.0.0.1", port)
     if send_buffer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)  # accepted sockets inherit it

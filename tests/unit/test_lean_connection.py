@@ -14,12 +14,15 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from llmstream.lean_connection import LeanHttpToolsProtocol
+from llmstream.lean_connection import LeanHttpToolsProtocol, watch_disconnect
+
+WATCHED: list[str] = []  # what /watch saw: "gone" when its watch fired, "stopped" when it stopped it
 
 
 async def hold_until_released(scope: Any, receive: Any, send: Any) -> None:
     """An ASGI app: answers /hold with a chunked response's head, then waits for the client to go;
-    anything else with its path."""
+    /watch the same, learning of it from `watch_disconnect`, and /watch-then-end answers in full
+    while watching; anything else with its path."""
     if scope["type"] != "http":
         return
     await receive()
@@ -28,6 +31,20 @@ async def hold_until_released(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"held\n", "more_body": True})
         while (await receive())["type"] != "http.disconnect":
             pass
+        return
+    if scope["path"].startswith("/watch"):
+        gone = asyncio.Event()
+        stop = watch_disconnect(receive, gone.set)
+        assert stop is not None
+        await send({"type": "http.response.body", "body": b"held\n", "more_body": True})
+        if scope["path"] == "/watch":
+            await gone.wait()
+            WATCHED.append("gone")
+            return
+        await send({"type": "http.response.body", "body": b"ended\n"})
+        await asyncio.sleep(0.05)
+        WATCHED.append("gone" if gone.is_set() else "stopped")
+        stop()
         return
     await send({"type": "http.response.body", "body": scope["path"].encode()})
 
@@ -157,3 +174,30 @@ async def test_a_send_waiting_for_flow_control_goes_on_once_writing_resumes(serv
     await asyncio.wait_for(drained, 2)
     writer.close()
     await writer.wait_closed()
+
+
+async def test_a_client_gone_mid_response_is_told_with_no_task_awaiting_receive(served: Served) -> None:
+    WATCHED.clear()
+    reader, writer = await request(served.port, b"GET /watch HTTP/1.1\r\nHost: x\r\n\r\n")
+    await reader.readuntil(b"held\n")
+    assert WATCHED == []
+    writer.close()
+    await writer.wait_closed()
+    await until(lambda: WATCHED == ["gone"], "the watch tells the app its client is gone")
+
+
+async def test_a_complete_response_is_no_client_gone(served: Served) -> None:
+    WATCHED.clear()
+    reader, writer = await request(served.port, b"GET /watch-then-end HTTP/1.1\r\nHost: x\r\n\r\n")
+    await reader.readuntil(b"ended\n")
+    await until(lambda: WATCHED != [], "the app ends")
+    assert WATCHED == ["stopped"]
+    writer.close()
+    await writer.wait_closed()
+
+
+def test_a_receive_that_is_not_a_lean_connection_s_is_not_watched() -> None:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    assert watch_disconnect(receive, lambda: None) is None
