@@ -134,6 +134,7 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
             lane_answer = await self._lane_answer(lane, receive, messages, body_until)
         request: Request | None = None
         handling: Coroutine[Any, Any, None]
+        hang_up = self._hang_up = _HangUp(task)
         if lane_answer is not None:
             reading: _Reading = "complete"
             handling = self._run_stream(*lane_answer, send)
@@ -148,7 +149,6 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
                 reading = self._take(request, message)
             handling = self.handle_request(request, send)
         del messages
-        hang_up = self._hang_up = _HangUp(task)
         # On the default server the connection itself tells of a client gone once the body is read
         # (llmstream.lean_connection); anywhere else a receiver task awaits `receive` for it.
         stop_watching = watch_disconnect(receive, hang_up.client_gone) if reading == "complete" else None
@@ -247,14 +247,14 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._send_response(send, response), timeout=timeout)
 
-    async def _run_stream(
+    def _run_stream(
         self, stream: EventStream, headers: list[tuple[bytes, bytes]], send: Any, status: int = 200
-    ) -> None:
+    ) -> Coroutine[Any, Any, None]:
+        """``stream``'s run, for the caller to await: not a coroutine of its own, which an open
+        stream would keep for its whole life. No frame keeps the header list: run() drops it once
+        the headers are sent."""
         self._hang_up.stream = stream
-        running = stream.run(send, status=status, headers=headers, received_at=self._received_at)
-        # No local keeps the stream or its header list: run() drops the list once the headers are sent.
-        del stream, headers
-        await running
+        return stream.run(send, status=status, headers=headers, received_at=self._received_at)
 
 
 class StreamingQuart(Quart):
