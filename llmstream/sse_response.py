@@ -261,7 +261,7 @@ class StreamingQuart(Quart):
     """Quart, whose `asgi_app` hands back its HTTP connection's coroutine instead of awaiting it.
 
     Quart's `asgi_app` awaits the connection: a coroutine frame that an open stream keeps for as long
-    as it is open (342 bytes, and one more object for every full garbage collection to walk). Here it
+    as it is open (about 240 bytes, and one more object for every full garbage collection to walk). Here it
     returns the connection's coroutine, for `__call__` to await: the same code in the same order, and
     `asgi_app` stays the place for ASGI middleware. `__call__` stays a coroutine function: servers
     tell an ASGI 3 app from an ASGI 2 one by that (Uvicorn's and Hypercorn's interface detection)."""
@@ -281,11 +281,12 @@ def _more_body(message: dict[str, Any]) -> bool:
 
 
 class _HangUp:
-    """The receiver's done callback: the client is gone (or its receive failed), so cancel the
-    handling `task`, unless the handling has ended already (the task is the server's, and goes on) or
-    its event `stream` has answered in full. Uvicorn answers every receive with `http.disconnect` once
-    a response is complete (uvicorn/protocols/http/httptools_impl.py, `RequestResponseCycle.receive`),
-    and the stream may still be closing its source then: that is no hang-up to cut short."""
+    """The client is gone, told by the connection's watch or by the receiver ending (this is its done
+    callback; its receive may also have failed): so cancel the handling `task`, unless the handling
+    has ended already (the task is the server's, and goes on) or its event `stream` has answered in
+    full. Uvicorn answers every receive with `http.disconnect` once a response is complete
+    (uvicorn/protocols/http/httptools_impl.py, `RequestResponseCycle.receive`), and the stream may
+    still be closing its source then: that is no hang-up to cut short."""
 
     __slots__ = ("cancelled", "handling", "stream", "task")
 
