@@ -20,6 +20,9 @@ cycle: every closed connection's transport, socket and buffers waited for a full
 closes (python/cpython#100348); this does the same from the protocol's `connection_lost`, which the
 transport calls once it has stopped reading and before it closes its socket.
 
+And a request's Event can tell of its client gone (`watch_disconnect`): once a request's body is read,
+the app's receiver task waits only for that, and on this connection it need not exist.
+
 Each change applies only where the installed Uvicorn and asyncio have what it replaces; elsewhere the
 connection is Uvicorn's own. tests/unit/test_lean_connection.py holds each of them to its effect.
 """
