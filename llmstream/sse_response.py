@@ -322,9 +322,8 @@ def encode_headers(items: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]
     return [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in items]
 
 
-def install(app: Quart, hub: StreamHub) -> None:
-    """Wire the engine into `app`: the connection class, the hub, and its shutdown."""
-    app.asgi_http_class = StreamingHTTPConnection
+def install(app: StreamingQuart, hub: StreamHub) -> None:
+    """Wire the engine into `app` (whose class brings the connection class): the hub and its shutdown."""
     app.extensions[_HUB_KEY] = hub
 
     @app.before_serving
