@@ -151,11 +151,11 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
         del messages
         # On the default server the connection itself tells of a client gone once the body is read
         # (llmstream.lean_connection); anywhere else a receiver task awaits `receive` for it.
-        stop_watching = watch_disconnect(receive, hang_up.client_gone) if reading == "complete" else None
+        watch = watch_disconnect(receive, hang_up) if reading == "complete" else None
         receiver = None
-        if stop_watching is None:
+        if watch is None:
             receiver = asyncio.ensure_future(self.handle_messages(request, receive, reading))
-            receiver.add_done_callback(hang_up)
+            receiver.add_done_callback(hang_up.receiver_ended)
         del request  # the receiver and the handler hold it as long as each needs it
         try:
             await handling
@@ -172,8 +172,8 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
             if receiver is not None:
                 receiver.cancel()
                 await asyncio.gather(receiver, return_exceptions=True)
-            elif stop_watching is not None:
-                stop_watching()
+            elif watch is not None:
+                watch.stop()
         if receiver is not None:
             raise_task_exceptions({receiver})
 
@@ -281,12 +281,14 @@ def _more_body(message: dict[str, Any]) -> bool:
 
 
 class _HangUp:
-    """The client is gone, told by the connection's watch or by the receiver ending (this is its done
-    callback; its receive may also have failed): so cancel the handling `task`, unless the handling
+    """Called when the client is gone, by the connection's watch or, through `receiver_ended`, by the
+    receiver ending (its receive may also have failed): cancels the handling `task`, unless the handling
     has ended already (the task is the server's, and goes on) or its event `stream` has answered in
     full. Uvicorn answers every receive with `http.disconnect` once a response is complete
     (uvicorn/protocols/http/httptools_impl.py, `RequestResponseCycle.receive`), and the stream may
-    still be closing its source then: that is no hang-up to cut short."""
+    still be closing its source then: that is no hang-up to cut short.
+
+    The watch calls the object itself, not a bound method of it: one object fewer per open stream."""
 
     __slots__ = ("cancelled", "handling", "stream", "task")
 
@@ -296,11 +298,11 @@ class _HangUp:
         self.cancelled = False
         self.stream: EventStream | None = None
 
-    def __call__(self, receiver: asyncio.Future[None]) -> None:
+    def receiver_ended(self, receiver: asyncio.Future[None]) -> None:
         if not receiver.cancelled():
-            self.client_gone()
+            self()
 
-    def client_gone(self) -> None:
+    def __call__(self) -> None:
         if not self.handling:
             return
         if self.stream is not None and self.stream.answered:

@@ -22,7 +22,8 @@ WATCHED: list[str] = []  # what /watch saw: "gone" when its watch fired, "stoppe
 async def hold_until_released(scope: Any, receive: Any, send: Any) -> None:
     """An ASGI app: answers /hold with a chunked response's head, then waits for the client to go;
     /watch the same, learning of it from `watch_disconnect`, and /watch-then-end answers in full
-    while watching; anything else with its path."""
+    while watching; /watch-after-gone starts watching once its client has gone (and
+    /watch-after-gone-stopped then stops the watch at once); anything else with its path."""
     if scope["type"] != "http":
         return
     await receive()
@@ -32,10 +33,25 @@ async def hold_until_released(scope: Any, receive: Any, send: Any) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
         return
+    if scope["path"].startswith("/watch-after-gone"):
+        await send({"type": "http.response.body", "body": b"held\n", "more_body": True})
+        cycle = receive.__self__  # peeked at: the connection's request cycle knows the client is gone
+        for _ in range(200):
+            if cycle.disconnected:
+                break
+            await asyncio.sleep(0.01)
+        gone = asyncio.Event()
+        watch = watch_disconnect(receive, gone.set)
+        assert watch is not None
+        if scope["path"] == "/watch-after-gone-stopped":
+            watch.stop()
+        await asyncio.sleep(0.05)
+        WATCHED.append("gone" if gone.is_set() else "not told")
+        return
     if scope["path"].startswith("/watch"):
         gone = asyncio.Event()
-        stop = watch_disconnect(receive, gone.set)
-        assert stop is not None
+        watch = watch_disconnect(receive, gone.set)
+        assert watch is not None
         await send({"type": "http.response.body", "body": b"held\n", "more_body": True})
         if scope["path"] == "/watch":
             await gone.wait()
@@ -44,7 +60,7 @@ async def hold_until_released(scope: Any, receive: Any, send: Any) -> None:
         await send({"type": "http.response.body", "body": b"ended\n"})
         await asyncio.sleep(0.05)
         WATCHED.append("gone" if gone.is_set() else "stopped")
-        stop()
+        watch.stop()
         return
     await send({"type": "http.response.body", "body": scope["path"].encode()})
 
@@ -194,6 +210,28 @@ async def test_a_complete_response_is_no_client_gone(served: Served) -> None:
     assert WATCHED == ["stopped"]
     writer.close()
     await writer.wait_closed()
+
+
+async def test_a_watch_begun_after_the_client_went_tells_of_it(served: Served) -> None:
+    WATCHED.clear()
+    reader, writer = await request(served.port, b"GET /watch-after-gone HTTP/1.1\r\nHost: x\r\n\r\n")
+    await reader.readuntil(b"held\n")
+    writer.close()
+    await writer.wait_closed()
+    await until(lambda: WATCHED != [], "the app ends")
+    assert WATCHED == ["gone"]
+
+
+async def test_a_watch_stopped_before_its_scheduled_call_tells_nothing(served: Served) -> None:
+    # Regression: a watch begun with its client already gone is called soon after; stopped in between,
+    # it still told the client gone (the stopped watch left the Event, but was scheduled already).
+    WATCHED.clear()
+    reader, writer = await request(served.port, b"GET /watch-after-gone-stopped HTTP/1.1\r\nHost: x\r\n\r\n")
+    await reader.readuntil(b"held\n")
+    writer.close()
+    await writer.wait_closed()
+    await until(lambda: WATCHED != [], "the app ends")
+    assert WATCHED == ["not told"]
 
 
 def test_a_receive_that_is_not_a_lean_connection_s_is_not_watched() -> None:
