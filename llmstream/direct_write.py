@@ -20,11 +20,19 @@ equal to what `send` writes, on the Uvicorn installed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 __all__ = ["DirectWrite", "direct_write_for"]
 
-DirectWrite = Callable[[bytes], bool]  # writes a body chunk now and says True, or writes nothing: False
+
+class DirectWrite(Protocol):
+    """Writes to one response's connection (an object, not a bound method of one: an open stream
+    keeps it for its whole life, and a bound method would be one more object of 64 bytes)."""
+
+    def write(self, body: bytes) -> bool:
+        """Writes the body chunk ``body`` now and says True, or writes nothing: False."""
+        ...
+
 
 # What this module reads and writes of Uvicorn's cycle; a Uvicorn without any of them is not the one
 # this module knows, and gets no direct writes.
@@ -52,7 +60,7 @@ def direct_write_for(send: Callable[..., Any]) -> DirectWrite | None:
         return None
     if cycle.chunked_encoding is not True or cycle.scope.get("method") == "HEAD":
         return None  # a HEAD response has no body; a sized one is not written in chunks
-    return _UvicornChunks(cycle).write
+    return _UvicornChunks(cycle)
 
 
 class _UvicornChunks:

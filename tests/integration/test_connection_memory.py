@@ -6,6 +6,7 @@ import asyncio
 import gc
 import json
 import types
+from typing import Any
 
 import httpx
 import pytest
@@ -70,3 +71,45 @@ async def test_an_open_stream_runs_in_one_task_on_the_default_server(
             await asyncio.sleep(0.01)
     assert not hub_of(app).open
     assert stream.reason == "client_disconnected"
+
+
+def awaited_frames(task: asyncio.Task[Any]) -> list[types.FrameType]:
+    """The frames of ``task``'s coroutine and of each coroutine it awaits, outermost first."""
+    frames = []
+    awaited: Any = task.get_coro()
+    while isinstance(awaited, types.CoroutineType):
+        if awaited.cr_frame is not None:
+            frames.append(awaited.cr_frame)
+        awaited = awaited.cr_await
+    return frames
+
+
+async def test_an_idle_stream_keeps_none_of_the_bytes_it_has_written(
+    in_process_server: tuple[str, Quart],
+) -> None:
+    # Regression: the writer kept its last batch (an idle stream's start event, and its list) in a
+    # local while it waited for the next: 250 bytes for as long as the first token took.
+    base_url, app = in_process_server
+    body = {"messages": [{"role": "user", "content": "Take your time."}], "stream": True, "ttft_ms": 60_000}
+    async with (
+        httpx.AsyncClient(base_url=base_url, timeout=10) as client,
+        client.stream("POST", "/api/chat", json=body) as response,
+    ):
+        lines = response.aiter_lines()
+        while await anext(lines) != "event: start":
+            pass
+        await anext(lines)  # the start event's data: written
+        stream = next(iter(hub_of(app).open))
+        assert stream._task is not None
+        # llmstream's own frames (Uvicorn's proxy-headers middleware keeps its last header's name and
+        # value, which the request's scope holds anyway)
+        frames = [f for f in awaited_frames(stream._task) if "/llmstream/" in f.f_code.co_filename]
+        assert "_pump" in [frame.f_code.co_name for frame in frames]  # the writer, waiting
+        held = [
+            (frame.f_code.co_name, name)
+            for frame in frames
+            for name, value in frame.f_locals.items()
+            if isinstance(value, bytes | bytearray)
+            or (isinstance(value, list) and value and isinstance(value[0], bytes))
+        ]
+        assert held == []

@@ -85,17 +85,18 @@ def counting_direct_writes(monkeypatch: pytest.MonkeyPatch) -> collections.Count
     answers: collections.Counter[bool] = collections.Counter()
     real = streaming.direct_write_for
 
-    def counted_for(send: Callable[..., Any]) -> DirectWrite | None:
-        write = real(send)
-        if write is None:
-            return None
+    class Counted:
+        def __init__(self, direct: DirectWrite) -> None:
+            self.direct = direct
 
-        def counted(body: bytes) -> bool:
-            wrote = write(body)
+        def write(self, body: bytes) -> bool:
+            wrote = self.direct.write(body)
             answers[wrote] += 1
             return wrote
 
-        return counted
+    def counted_for(send: Callable[..., Any]) -> DirectWrite | None:
+        direct = real(send)
+        return None if direct is None else Counted(direct)
 
     monkeypatch.setattr(streaming, "direct_write_for", counted_for)
     return answers
