@@ -23,6 +23,13 @@ transport calls once it has stopped reading and before it closes its socket.
 And a request's Event can tell of its client gone (`watch_disconnect`): once a request's body is read,
 the app's receiver task waits only for that, and on this connection it need not exist.
 
+And a new stream starts in fewer loop iterations. Between a connection and its request reaching the
+app, asyncio and Uvicorn take five (accept, the transport, `connection_made`, the first read, the
+app's task), and under load each can wait for a tick of the token scheduler: a paced stream's
+schedule, counted from when the app got the request, carried that wait in every token. Here the
+first read is done in `connection_made`, and the request's Event keeps when its last byte was read
+(`body_read_at`), which is when the stream's schedule counts from.
+
 Each change applies only where the installed Uvicorn and asyncio have what it replaces; elsewhere the
 connection is Uvicorn's own. tests/unit/test_lean_connection.py holds each of them to its effect.
 """
@@ -30,13 +37,18 @@ connection is Uvicorn's own. tests/unit/test_lean_connection.py holds each of th
 from __future__ import annotations
 
 import asyncio
+from asyncio import selector_events
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-__all__ = ["DisconnectWatch", "LeanHttpToolsProtocol", "watch_disconnect"]
+__all__ = ["DisconnectWatch", "LeanHttpToolsProtocol", "body_read_at", "watch_disconnect"]
+
+# asyncio's transport for a plain TCP socket on its selector loops (not uvloop's, not TLS): the one
+# whose first read `LeanHttpToolsProtocol.connection_made` does at once.
+_SOCKET_TRANSPORT: type | None = getattr(selector_events, "_SelectorSocketTransport", None)
 
 
 class _Pipeline(list[Any]):
@@ -69,6 +81,7 @@ class _WatchedEvent(asyncio.Event):
     client goes), which can also call a `watch` at once when it is set."""
 
     watch: DisconnectWatch | None = None
+    body_read_at: float | None = None  # loop time: when the connection read the request's last byte
 
     def set(self) -> None:
         super().set()
@@ -119,6 +132,16 @@ def watch_disconnect(receive: object, on_gone: Callable[[], None]) -> Disconnect
     return watch
 
 
+def body_read_at(receive: object) -> float | None:
+    """When a lean connection read the last byte of the request ``receive`` belongs to (loop time),
+    or None if that is not known (not a lean connection's, or not read in full yet). The app gets
+    the request at least one loop iteration later (Uvicorn starts its task for it), and under load
+    an iteration can take a tick of the token scheduler: a paced stream's schedule counts from
+    here, when the request was received."""
+    event = getattr(getattr(receive, "__self__", None), "message_event", None)
+    return event.body_read_at if isinstance(event, _WatchedEvent) else None
+
+
 class LeanHttpToolsProtocol(HttpToolsProtocol):
     """Uvicorn's HttpToolsProtocol with lighter per-connection state (see the module's docstring)."""
 
@@ -130,6 +153,12 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         _waiters_in_a_list(getattr(self.flow, "_is_writable_event", None))
+        read_now = getattr(transport, "_read_ready", None)
+        if read_now is not None and type(transport) is _SOCKET_TRANSPORT:
+            # Read now what the client has sent already (a new connection's request, nearly always)
+            # instead of one loop iteration later, when the selector would report it: what the
+            # transport's reader does then (`_read_ready`: a recv, nothing if none is waiting).
+            read_now()
 
     def on_headers_complete(self) -> None:
         super().on_headers_complete()
@@ -139,6 +168,12 @@ class LeanHttpToolsProtocol(HttpToolsProtocol):
             if not cycle.message_event.is_set():
                 cycle.message_event = _WatchedEvent()
             _waiters_in_a_list(cycle.message_event)
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        cycle = self.cycle
+        if cycle is not None and not cycle.more_body and type(cycle.message_event) is _WatchedEvent:
+            cycle.message_event.body_read_at = self.loop.time()
 
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)

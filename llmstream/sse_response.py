@@ -20,7 +20,7 @@ from quart.asgi import ASGIHTTPConnection, _handle_exception
 from quart.utils import raise_task_exceptions
 
 from llmstream.hub import StreamHub
-from llmstream.lean_connection import watch_disconnect
+from llmstream.lean_connection import body_read_at, watch_disconnect
 from llmstream.sources import Source
 from llmstream.streaming import EventStream, FinalEvent, default_final_event
 
@@ -114,7 +114,7 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
     """
 
     _hang_up: _HangUp
-    _received_at: float  # loop time: when the request reached the app, then when its body was complete
+    _received_at: float  # loop time: when the request reached the app, then when its body was read
 
     async def __call__(self, receive: Any, send: Any) -> None:
         task = asyncio.current_task()
@@ -146,7 +146,7 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
                 request.body_timeout = max(0.0, body_until - asyncio.get_running_loop().time())
             reading = "body"
             for message in messages:
-                reading = self._take(request, message)
+                reading = self._take(request, message, receive)
             handling = self.handle_request(request, send)
         del messages
         # On the default server the connection itself tells of a client gone once the body is read
@@ -181,7 +181,7 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
         self, request: Request | None, receive: Any, reading: _Reading = "body"
     ) -> None:
         while reading == "body" and request is not None:  # a lane's request has no Request: complete
-            reading = self._take(request, await receive())
+            reading = self._take(request, await receive(), receive)
         del request  # the body is complete: from here on, only a disconnect matters
         if reading == "complete":
             while (await receive())["type"] != "http.disconnect":
@@ -211,11 +211,11 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
             return None  # gone, or too large: Quart knows what to do
         # Received in full: a paced stream's schedule counts from here, as from `_take`'s, so that
         # checking and planning the request takes nothing off its time to first token.
-        self._received_at = asyncio.get_running_loop().time()
+        self._received_at = _read_at(receive)
         return lane.answer(self.scope, b"".join(message.get("body", b"") for message in messages))
 
-    def _take(self, request: Request, message: dict[str, Any]) -> _Reading:
-        """One ASGI message of the request into ``request``; what is left to read."""
+    def _take(self, request: Request, message: dict[str, Any], receive: Any) -> _Reading:
+        """One ASGI message of the request (from ``receive``) into ``request``; what is left to read."""
         if message["type"] == "http.disconnect":
             return "gone"
         if message["type"] == "http.request":
@@ -223,7 +223,7 @@ class StreamingHTTPConnection(ASGIHTTPConnection):
             if not message.get("more_body", False):
                 request.body.set_complete()
                 # Received in full: a paced stream's schedule counts from here (loop time).
-                self._received_at = asyncio.get_running_loop().time()
+                self._received_at = _read_at(receive)
                 return "complete"
         return "body"
 
@@ -274,6 +274,13 @@ class StreamingQuart(Quart):
         if scope["type"] == "http":
             return self.asgi_http_class(self, scope)(receive, send)
         return super().asgi_app(scope, receive, send)
+
+
+def _read_at(receive: Any) -> float:
+    """When the request ``receive`` belongs to was read in full (loop time): when its connection read
+    its last byte if the connection tells (llmstream.lean_connection), else now."""
+    read_at = body_read_at(receive)
+    return asyncio.get_running_loop().time() if read_at is None else read_at
 
 
 def _more_body(message: dict[str, Any]) -> bool:

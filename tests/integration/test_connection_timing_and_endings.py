@@ -1,8 +1,9 @@
 """A stream's connection (llmstream.sse_response) inside a real Uvicorn (the default server): when its
 schedule starts, and how it ends.
 
-A paced stream's schedule counts from when the request reached the app, not from when its stream
-started: a model's time to first token is the time from the request, as a provider's is.
+A paced stream's schedule counts from when the request was received (on the default server, when its
+connection read its last byte), not from when its stream started: a model's time to first token is
+the time from the request, as a provider's is.
 
 Uvicorn answers every `receive()` with `http.disconnect` once a response is complete, so the
 connection's receiver ends then, while the stream may still be closing its source: that must not cut
@@ -12,6 +13,7 @@ the closing short.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 
@@ -19,6 +21,8 @@ import httpx
 import pytest
 
 from llmstream import ServerSentEvent
+from llmstream.api.pacing import PacedSource
+from llmstream.lean_connection import LeanHttpToolsProtocol
 from llmstream.sse_response import EventStreamResponse, event_stream, hub_of
 from tests.integration.conftest import serving_in_process
 
@@ -132,3 +136,26 @@ async def test_a_body_sent_in_parts_is_read_whole_and_the_schedule_counts_from_i
     # Due 300 ms after the body was complete: counted from the request's head, it would have left
     # about 0.1 s after the body's end.
     assert 0.3 <= first_token < 0.6, first_token
+
+
+async def test_a_paced_stream_s_schedule_counts_from_when_its_connection_read_the_request() -> None:
+    # Not from when the app got it, one loop iteration or more later: under load each iteration may
+    # wait for a tick of the token scheduler, and every token carried that wait.
+    async with serving_in_process() as (base_url, app):
+        body = {**CHAT, "ttft_ms": 60_000}
+        async with (
+            httpx.AsyncClient(base_url=base_url, timeout=10) as client,
+            client.stream("POST", "/api/chat", json=body) as response,
+        ):
+            assert response.status_code == 200
+            lines = response.aiter_lines()
+            while await anext(lines) != "event: start":
+                pass
+            [stream] = hub_of(app).open
+            assert isinstance(stream.source, PacedSource)
+            [connection] = [
+                o for o in gc.get_objects() if isinstance(o, LeanHttpToolsProtocol) and o.cycle is not None
+            ]
+            read_at = connection.cycle.message_event.body_read_at  # type: ignore[attr-defined]
+            assert read_at is not None
+            assert stream.source._t0 == read_at

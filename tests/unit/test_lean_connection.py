@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import socket
 import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -14,19 +15,25 @@ import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from uvicorn.server import ServerState
 
-from llmstream.lean_connection import LeanHttpToolsProtocol, watch_disconnect
+from llmstream.lean_connection import LeanHttpToolsProtocol, body_read_at, watch_disconnect
 
 WATCHED: list[str] = []  # what /watch saw: "gone" when its watch fired, "stopped" when it stopped it
+READ_AT: list[tuple[float | None, float]] = []  # what /read-at saw: `body_read_at`, and the loop time
 
 
 async def hold_until_released(scope: Any, receive: Any, send: Any) -> None:
     """An ASGI app: answers /hold with a chunked response's head, then waits for the client to go;
     /watch the same, learning of it from `watch_disconnect`, and /watch-then-end answers in full
     while watching; /watch-after-gone starts watching once its client has gone (and
-    /watch-after-gone-stopped then stops the watch at once); anything else with its path."""
+    /watch-after-gone-stopped then stops the watch at once); /read-at records when its body was
+    read; anything else with its path."""
     if scope["type"] != "http":
         return
-    await receive()
+    message = await receive()
+    if scope["path"] == "/read-at":
+        while message.get("more_body", False):
+            message = await receive()
+        READ_AT.append((body_read_at(receive), asyncio.get_running_loop().time()))
     await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
     if scope["path"] == "/hold":
         await send({"type": "http.response.body", "body": b"held\n", "more_body": True})
@@ -239,3 +246,48 @@ def test_a_receive_that_is_not_a_lean_connection_s_is_not_watched() -> None:
         return {"type": "http.disconnect"}
 
     assert watch_disconnect(receive, lambda: None) is None
+
+
+async def test_a_new_connection_s_request_is_read_when_the_connection_is_made(served: Served) -> None:
+    # The request is in the socket before the transport exists (as a new connection's nearly always
+    # is): it is read and parsed in `connection_made`, not one loop iteration later.
+    server_end, client_end = socket.socketpair()
+    with client_end:
+        client_end.sendall(b"GET /made HTTP/1.1\r\nHost: x\r\n\r\n")
+        server_end.setblocking(False)
+        loop = asyncio.get_running_loop()
+        transport, protocol = await loop.connect_accepted_socket(served._protocol, server_end)
+        try:
+            assert protocol.cycle is not None  # type: ignore[attr-defined]
+            client_end.settimeout(2)
+            answer = b""
+            while not answer.endswith(b"0\r\n\r\n"):
+                chunk = await asyncio.to_thread(client_end.recv, 65536)
+                assert chunk, answer
+                answer += chunk
+            assert answer.startswith(b"HTTP/1.1 200 ")
+            assert answer.endswith(b"/made\r\n0\r\n\r\n")
+        finally:
+            transport.close()
+
+
+async def test_a_request_s_read_time_is_when_its_last_byte_was_read(served: Served) -> None:
+    READ_AT.clear()
+    head = b"POST /read-at HTTP/1.1\r\nHost: x\r\nContent-Length: 8\r\n\r\n"
+    reader, writer = await request(served.port, head + b"part")
+    await asyncio.sleep(0.1)
+    last_part_sent = asyncio.get_running_loop().time()
+    writer.write(b"two!")
+    await reader.readuntil(b"0\r\n\r\n")
+    [(read_at, app_saw_it_at)] = READ_AT
+    assert read_at is not None
+    assert last_part_sent <= read_at <= app_saw_it_at
+    writer.close()
+    await writer.wait_closed()
+
+
+def test_a_receive_that_is_not_a_lean_connection_s_has_no_read_time() -> None:
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.disconnect"}
+
+    assert body_read_at(receive) is None
