@@ -556,7 +556,10 @@ async def test_paced_tokens_to_a_client_that_keeps_up_are_written_from_the_tick_
     # The writer task is not woken for them: the send starts, and finishes, inside the tick. Yet the
     # send sees the stream's task as the current one, as it would had the writer made it (wrappers
     # that use asyncio.timeout or cancel scopes need a current task).
-    regular = plan(ttft_ms=20, tokens_per_s=100, jitter=0, max_tokens=10)
+    # The first token well after the start: a process held off its core for longer than the time to
+    # first token (a busy CI machine) had every token due at the start, which the writer then wrote,
+    # before it ever waited (seen with two busy loops on the test's core: 0 of 10 from the tick).
+    regular = plan(ttft_ms=250, tokens_per_s=100, jitter=0, max_tokens=10)
     send = TaskRecordingSend()
     stream = new_stream(paced(events_of(regular), regular))
     running = asyncio.create_task(stream.run(send))
