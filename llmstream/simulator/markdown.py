@@ -131,6 +131,8 @@ class MarkdownWriter:
     # ---- blocks -----------------------------------------------------------------------------------
 
     def sentence(self, deck: str = "sentence") -> str:
+        """A filled template of ``deck`` not yet used in this answer (if 8 draws find one): list items
+        too, since a deck reshuffles once drawn through, and two lists could repeat an item."""
         for _ in range(8):
             text = self.fill(self.decks[deck].draw())
             if text not in self.used:
@@ -147,7 +149,7 @@ class MarkdownWriter:
     def bullets(self) -> str:
         lines = []
         for _ in range(self.rng.randint(3, 6)):
-            clause = self.fill(self.decks["bullet"].draw())
+            clause = self.sentence("bullet")
             if self.rng.random() < 0.4:
                 term = self.fill(self.rng.choice(("{N}", "{T}", "{t}")))
                 clause = f"**{term[0].upper() + term[1:]}**: {clause[0].lower() + clause[1:]}"
@@ -155,9 +157,7 @@ class MarkdownWriter:
         return "\n".join(lines)
 
     def steps(self) -> str:
-        return "\n".join(
-            f"{i}. {self.fill(self.decks['step'].draw())}." for i in range(1, self.rng.randint(3, 6) + 1)
-        )
+        return "\n".join(f"{i}. {self.sentence('step')}." for i in range(1, self.rng.randint(3, 6) + 1))
 
     def table(self) -> str:
         rng, count = self.rng, self.rng.randint(2, 5)

@@ -44,6 +44,15 @@ def check_markdown(text: str) -> None:
             table = []
 
 
+def test_two_numbered_lists_do_not_repeat_a_step() -> None:
+    # Regression, found by Hypothesis: list items were drawn from their deck without the answer's
+    # check for sentences already used, and once the deck reshuffled a second list repeated a step.
+    text = answer("Compare PostgreSQL and MongoDB for event storage", 2_477_980_512_836)
+    steps = [line.split(". ", 1)[1] for line in text.split("\n") if re.match(r"\d+\. ", line)]
+    assert len(steps) > 6  # more than one list's worth
+    assert len(steps) == len(set(steps)), steps
+
+
 @given(prompts, st.integers())
 def test_answers_are_deterministic_bounded_well_formed_and_not_repetitive(prompt: str, seed: int) -> None:
     text = answer(prompt, seed)
