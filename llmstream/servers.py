@@ -37,6 +37,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 from quart import Quart
 
+from llmstream import eager_accept
 from llmstream.app import create_app
 from llmstream.config import LoopName, Settings
 from llmstream.hub import StreamHub
@@ -80,17 +81,18 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _loop_factory(loop: LoopName) -> Callable[[], asyncio.AbstractEventLoop] | None:
+def _loop_factory(loop: LoopName) -> Callable[[], asyncio.AbstractEventLoop]:
     if loop == "uvloop":
         from llmstream import batch_accept  # uvloop is an extra: imported only when asked for
 
         return batch_accept.new_event_loop
-    return None
+    return eager_accept.new_event_loop
 
 
-# uvloop accepting in batches, as Uvicorn's `loop` setting names a loop factory of its own.
+# asyncio setting connections up as it accepts them, uvloop accepting in batches, as Uvicorn's `loop`
+# setting names a loop factory of its own.
 _UVICORN_LOOPS: dict[LoopName, str] = {
-    "asyncio": "asyncio",
+    "asyncio": "llmstream.eager_accept:new_event_loop",
     "uvloop": "llmstream.batch_accept:new_event_loop",
 }
 

@@ -1,0 +1,95 @@
+"""asyncio's selector loop, setting up each accepted connection in the loop iteration that accepted it.
+
+asyncio's server accepts every waiting connection when the listening socket is ready (bpo-27906), but
+sets each one up in a task of its own (asyncio/selector_events.py `_accept_connection`, which
+creates a task for `_accept_connection2`). The task first runs one loop iteration later; the transport
+it makes calls the protocol's `connection_made` one iteration after that, and only then is the request
+read. Under load an iteration takes milliseconds (llmstream.scheduler's tick budget is 5 ms), and every
+one of them is waited before a paced stream's first token, then carried in each of its tokens.
+
+`EagerAcceptLoop` makes the transport at once, in the accept's iteration, with no task: `connection_made`
+runs in the next iteration, one iteration earlier than asyncio's. Everything else is asyncio's: the
+same `Server` (the transport still attaches to it, so closing and waiting for connections are
+unchanged), the same transport, the same handling of running out of descriptors. TLS connections keep
+asyncio's path: their handshake needs the task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["EagerAcceptLoop", "new_event_loop"]
+
+logger = logging.getLogger("llmstream.server")
+
+ACCEPT_RETRY_DELAY = 1.0  # seconds: out of descriptors, try again after this (asyncio's constant)
+_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class EagerAcceptLoop(asyncio.SelectorEventLoop):
+    # asyncio calls this with the listening socket's reader; the signature is the one of Python 3.11 to
+    # 3.13 (asyncio/selector_events.py), and anything after `backlog` is passed through unchanged.
+    def _accept_connection(
+        self,
+        protocol_factory: Callable[[], asyncio.Protocol],
+        sock: socket.socket,
+        sslcontext: Any = None,
+        server: Any = None,
+        backlog: int = 100,
+        *timeouts: Any,
+    ) -> None:
+        if sslcontext is not None:
+            super()._accept_connection(  # type: ignore[misc]
+                protocol_factory, sock, sslcontext, server, backlog, *timeouts
+            )
+            return
+        for _ in range(backlog):
+            try:
+                conn, addr = sock.accept()
+                conn.setblocking(False)
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return  # the queue is empty (or the client gave up while waiting in it)
+            except OSError as exc:
+                if exc.errno not in _OUT_OF_RESOURCES:
+                    raise  # the loop logs it and calls us again on the next readiness
+                # As asyncio does: the socket stays ready, so stop listening a while rather than spin.
+                self.call_exception_handler(
+                    {"message": "socket.accept() out of system resource", "exception": exc}
+                )
+                self._remove_reader(sock.fileno())  # type: ignore[attr-defined]
+                self.call_later(
+                    ACCEPT_RETRY_DELAY,
+                    self._start_serving,  # type: ignore[attr-defined]
+                    protocol_factory, sock, sslcontext, server, backlog, *timeouts,
+                )  # fmt: skip
+                return
+            self._set_up(protocol_factory, conn, addr, server)
+
+    def _set_up(
+        self,
+        protocol_factory: Callable[[], asyncio.Protocol],
+        conn: socket.socket,
+        addr: Any,
+        server: Any,
+    ) -> None:
+        """What asyncio's `_accept_connection2` does for a plain connection, without the task: no one
+        awaits the transport's waiter, so none is made."""
+        try:
+            protocol = protocol_factory()
+            self._make_socket_transport(  # type: ignore[attr-defined]
+                conn, protocol, extra={"peername": addr}, server=server
+            )
+        except Exception:
+            logger.exception("could not set up an accepted connection")
+            conn.close()
+
+
+def new_event_loop() -> EagerAcceptLoop:
+    """The loop factory: for asyncio.Runner, and for Uvicorn's `loop` setting as
+    "llmstream.eager_accept:new_event_loop" (an import string is taken as the factory, Uvicorn 0.36+)."""
+    return EagerAcceptLoop()
