@@ -10,13 +10,16 @@ one of them is waited before a paced stream's first token, then carried in each 
 `EagerAcceptLoop` makes the transport at once, in the accept's iteration, with no task: `connection_made`
 runs in the next iteration, one iteration earlier than asyncio's. Everything else is asyncio's: the
 same `Server` (the transport still attaches to it, so closing and waiting for connections are
-unchanged), the same transport, the same handling of running out of descriptors. TLS connections keep
-asyncio's path: their handshake needs the task.
+unchanged), the same transport, the same pause in accepting when the process runs out of descriptors
+(reported once per pause). TLS connections keep asyncio's path: their handshake needs the task. A
+connection that cannot be set up is closed at once and logged (asyncio, as of 3.11.7, reports it only
+in debug mode, and its socket closes when it is collected).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import errno
 import logging
 import socket
@@ -68,7 +71,9 @@ class EagerAcceptLoop(asyncio.SelectorEventLoop):
                     protocol_factory, sock, sslcontext, server, backlog, *timeouts,
                 )  # fmt: skip
                 return
-            self._set_up(protocol_factory, conn, addr, server)
+            # In a context of its own, as asyncio's task would give it: the listening socket's
+            # reader runs every accept in one shared context.
+            contextvars.copy_context().run(self._set_up, protocol_factory, conn, addr, server)
 
     def _set_up(
         self,
@@ -84,9 +89,12 @@ class EagerAcceptLoop(asyncio.SelectorEventLoop):
             self._make_socket_transport(  # type: ignore[attr-defined]
                 conn, protocol, extra={"peername": addr}, server=server
             )
-        except Exception:
-            logger.exception("could not set up an accepted connection")
+        except (SystemExit, KeyboardInterrupt):
             conn.close()
+            raise
+        except BaseException:  # as asyncio's: anything else (a CancelledError too) is this connection's
+            conn.close()
+            logger.exception("could not set up an accepted connection")
 
 
 def new_event_loop() -> EagerAcceptLoop:
