@@ -17,7 +17,6 @@ with `connect_accepted_socket`, which gives it uvloop's own transport. Everythin
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import socket
 from collections.abc import Callable
@@ -25,12 +24,11 @@ from typing import Any
 
 import uvloop
 
+from llmstream.accepting import ACCEPT_RETRY_DELAY, accept_waiting, out_of_descriptors
+
 __all__ = ["BatchAcceptLoop", "BatchAcceptServer", "new_event_loop"]
 
 logger = logging.getLogger("llmstream.server")
-
-ACCEPT_RETRY_DELAY = 1.0  # seconds: out of descriptors, try again after this (asyncio's constant)
-_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 class BatchAcceptLoop(uvloop.Loop):
@@ -112,22 +110,16 @@ class BatchAcceptServer:
             await asyncio.wait(list(self._handing_over))
 
     def _accept(self) -> None:
-        for _ in range(self._backlog):
-            try:
-                conn, _ = self._sock.accept()
-                conn.setblocking(False)
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return  # the queue is empty (or the client gave up while waiting in it)
-            except OSError as exc:
-                if exc.errno not in _OUT_OF_RESOURCES:
-                    raise  # the loop logs it and calls us again on the next readiness
-                # Out of descriptors: the socket stays ready, so stop listening a while rather than spin.
-                logger.error("accept() failed: %s; accepting again in %.0f s", exc, ACCEPT_RETRY_DELAY)
-                self._loop.remove_reader(self._sock.fileno())
-                self._serving = False
-                self._retry = self._loop.call_later(ACCEPT_RETRY_DELAY, self.start)
-                return
-            self._hand_over(conn)
+        try:
+            for conn, _ in accept_waiting(self._sock, self._backlog):
+                self._hand_over(conn)
+        except OSError as exc:
+            if not out_of_descriptors(exc):
+                raise  # the loop logs it and calls us again on the next readiness
+            logger.error("accept() failed: %s; accepting again in %.0f s", exc, ACCEPT_RETRY_DELAY)
+            self._loop.remove_reader(self._sock.fileno())
+            self._serving = False
+            self._retry = self._loop.call_later(ACCEPT_RETRY_DELAY, self.start)
 
     def _hand_over(self, conn: socket.socket) -> None:
         task = self._loop.create_task(self._connect(conn))

@@ -20,18 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import errno
 import logging
 import socket
 from collections.abc import Callable
 from typing import Any
 
+from llmstream.accepting import ACCEPT_RETRY_DELAY, accept_waiting, out_of_descriptors
+
 __all__ = ["EagerAcceptLoop", "new_event_loop"]
 
 logger = logging.getLogger("llmstream.server")
-
-ACCEPT_RETRY_DELAY = 1.0  # seconds: out of descriptors, try again after this (asyncio's constant)
-_OUT_OF_RESOURCES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
 class EagerAcceptLoop(asyncio.SelectorEventLoop):
@@ -51,29 +49,24 @@ class EagerAcceptLoop(asyncio.SelectorEventLoop):
                 protocol_factory, sock, sslcontext, server, backlog, *timeouts
             )
             return
-        for _ in range(backlog):
-            try:
-                conn, addr = sock.accept()
-                conn.setblocking(False)
-            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
-                return  # the queue is empty (or the client gave up while waiting in it)
-            except OSError as exc:
-                if exc.errno not in _OUT_OF_RESOURCES:
-                    raise  # the loop logs it and calls us again on the next readiness
-                # As asyncio does: the socket stays ready, so stop listening a while rather than spin.
-                self.call_exception_handler(
-                    {"message": "socket.accept() out of system resource", "exception": exc}
-                )
-                self._remove_reader(sock.fileno())  # type: ignore[attr-defined]
-                self.call_later(
-                    ACCEPT_RETRY_DELAY,
-                    self._start_serving,  # type: ignore[attr-defined]
-                    protocol_factory, sock, sslcontext, server, backlog, *timeouts,
-                )  # fmt: skip
-                return
-            # In a context of its own, as asyncio's task would give it: the listening socket's
-            # reader runs every accept in one shared context.
-            contextvars.copy_context().run(self._set_up, protocol_factory, conn, addr, server)
+        try:
+            for conn, addr in accept_waiting(sock, backlog):
+                # In a context of its own, as asyncio's task would give it: the listening socket's
+                # reader runs every accept in one shared context.
+                contextvars.copy_context().run(self._set_up, protocol_factory, conn, addr, server)
+        except OSError as exc:
+            if not out_of_descriptors(exc):
+                raise  # the loop logs it and calls us again on the next readiness
+            # As asyncio does: report it, stop listening a while, then serve again.
+            self.call_exception_handler(
+                {"message": "socket.accept() out of system resource", "exception": exc}
+            )
+            self._remove_reader(sock.fileno())  # type: ignore[attr-defined]
+            self.call_later(
+                ACCEPT_RETRY_DELAY,
+                self._start_serving,  # type: ignore[attr-defined]
+                protocol_factory, sock, sslcontext, server, backlog, *timeouts,
+            )  # fmt: skip
 
     def _set_up(
         self,
