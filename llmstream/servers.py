@@ -59,18 +59,19 @@ def serve(settings: Settings) -> int:
     if settings.server == "granian":
         return _run_granian(settings)
     worker: Worker = _run_uvicorn if settings.server == "uvicorn" else _run_hypercorn
-    sock = bind_socket(settings.host, settings.port)
     if settings.workers == 1:
-        worker(settings, sock)
+        worker(settings, bind_socket(settings.host, settings.port))
         return 0
-    return Supervisor(worker, settings, sock).run()
+    socks = bind_worker_sockets(settings.host, settings.port, settings.workers)
+    return Supervisor(worker, settings, socks).run()
 
 
-def bind_socket(host: str, port: int) -> socket.socket:
-    """The listening socket, bound once in the parent and shared by every worker."""
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """A listening socket on ``host``:``port``; with ``reuse_port``, one that others of the same user
+    can join on the same address (SO_REUSEPORT)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
+        sock = socket.create_server((host, port), family=family, backlog=BACKLOG, reuse_port=reuse_port)
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise ServerStartError(f"cannot listen on {host}:{port}: {reason}") from None
@@ -79,6 +80,27 @@ def bind_socket(host: str, port: int) -> socket.socket:
     # after the first on a keep-alive connection waited ~40 ms for Nagle + delayed ACK (Uvicorn, asyncio).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def bind_worker_sockets(host: str, port: int, workers: int) -> list[socket.socket]:
+    """A listening socket per worker, all on one address, bound in the parent (which keeps them all).
+
+    Why not one socket that every worker accepts from: each worker then waits for it in its own loop,
+    the kernel wakes them all, and whichever accepts first takes every connection waiting (asyncio
+    accepts up to its backlog at once), so one worker held 78-83% of 125-375 paced streams and 58% of
+    1,000 (docs/performance.md, tenth round), and the busiest worker sets the server's capacity. In an
+    SO_REUSEPORT group the kernel gives each new connection to one socket by a hash of its addresses
+    (Linux, socket(7)): an even share per worker. The parent keeps every socket open, so connections
+    sent to a worker that died wait in its queue for the one that replaces it.
+    """
+    if port:
+        # Another process's socket with SO_REUSEPORT would let us join its group and share its
+        # connections: bind the address plainly first, which fails with "address in use" if anyone
+        # listens there.
+        bind_socket(host, port).close()
+    first = bind_socket(host, port, reuse_port=True)
+    port = first.getsockname()[1]
+    return [first, *(bind_socket(host, port, reuse_port=True) for _ in range(workers - 1))]
 
 
 def _loop_factory(loop: LoopName) -> Callable[[], asyncio.AbstractEventLoop]:
