@@ -125,7 +125,7 @@ loadtest: $(VENV)/.loadtest-deps
 screenshots: $(VENV)/.test-deps $(CHROMIUM)
 	LLMSTREAM_UPDATE_SCREENSHOTS=1 $(PY) -m pytest -c tests/e2e/pytest.ini tests/e2e
 
-# make bench [ROUNDS=3] [ONLY=unpaced,paced,...] [STACKS=...] [QUICK=1]: about 10 minutes; prints each
+# make bench [ROUNDS=3] [ONLY=unpaced,paced,...] [STACKS=...] [QUICK=1]: about 30 minutes; prints each
 # figure with the ratio llmstream / stack and writes results/bench/<time>.json (docs/performance.md).
 # ARGS passes more options, e.g. ARGS="--overload-streams 4000 --llmstream-args '--max-lateness 0.05'".
 BENCH_ARGS = $(if $(QUICK),--quick) $(if $(ROUNDS),--rounds $(ROUNDS)) $(if $(ONLY),--only $(ONLY)) \

@@ -87,20 +87,43 @@ def bind_worker_sockets(host: str, port: int, workers: int) -> list[socket.socke
 
     Why not one socket that every worker accepts from: each worker then waits for it in its own loop,
     the kernel wakes them all, and whichever accepts first takes every connection waiting (asyncio
-    accepts up to its backlog at once), so one worker held 78-83% of 125-375 paced streams and 58% of
-    1,000 (docs/performance.md, tenth round), and the busiest worker sets the server's capacity. In an
-    SO_REUSEPORT group the kernel gives each new connection to one socket by a hash of its addresses
-    (Linux, socket(7)): an even share per worker. The parent keeps every socket open, so connections
-    sent to a worker that died wait in its queue for the one that replaces it.
+    accepts up to its backlog at once): one of two workers held 78-83% of 125-375 paced streams and
+    54-58% of 1,000 (docs/performance.md, tenth round), and the busiest worker sets the server's
+    capacity. In an SO_REUSEPORT group the kernel gives each new connection to one socket by a hash of
+    its addresses (socket(7)): an even share per worker. The parent keeps every socket open, so
+    connections sent to a worker that died wait in its queue for the one that replaces it.
     """
     if port:
-        # Another process's socket with SO_REUSEPORT would let us join its group and share its
-        # connections: bind the address plainly first, which fails with "address in use" if anyone
-        # listens there.
-        bind_socket(host, port).close()
-    first = bind_socket(host, port, reuse_port=True)
-    port = first.getsockname()[1]
-    return [first, *(bind_socket(host, port, reuse_port=True) for _ in range(workers - 1))]
+        _refuse_if_listened_on(host, port)
+    socks = [bind_socket(host, port, reuse_port=True)]
+    # The rest on exactly the first one's address (a host name may resolve to several; port 0 is now
+    # the port the kernel chose).
+    address = socks[0].getsockname()
+    try:
+        for _ in range(workers - 1):
+            socks.append(bind_socket(address[0], address[1], reuse_port=True))
+    except BaseException:
+        for sock in socks:
+            sock.close()
+        raise
+    return socks
+
+
+def _refuse_if_listened_on(host: str, port: int) -> None:
+    """ServerStartError if anyone listens on ``host``:``port``. A socket of another process's with
+    SO_REUSEPORT would otherwise let ours join its group and share its connections. A plain bind
+    (without listen(), so it never takes a connection) fails with "address in use" if anyone listens."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As create_server() does: a connection of an earlier run in TIME_WAIT is no conflict.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as create_server() does
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise ServerStartError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
 def _loop_factory(loop: LoopName) -> Callable[[], asyncio.AbstractEventLoop]:

@@ -1,6 +1,6 @@
 """make bench: llmstream against the common ways of streaming SSE, on the same machine, in one run.
 
-    python loadtests/bench.py                  # everything (about 11 minutes on 2 cores)
+    python loadtests/bench.py                  # everything (about 30 minutes on 2 cores)
     python loadtests/bench.py --quick          # a smoke of the harness (what CI runs)
     python loadtests/bench.py --only unpaced,paced --rounds 5
     python loadtests/bench.py --only overload --overload-streams 4000 --llmstream-args '--max-lateness 0.05'
@@ -19,6 +19,8 @@ Scenarios (issue 7's goals in brackets):
   idle      server memory per open stream waiting for its first token, 10,000 streams   [<= 12 KiB]
   overload  llmstream only, twice the paced capacity (or --overload-streams): new streams' wait for a
             first token or a refusal
+  scaleout  llmstream only: paced capacity with --workers 1 and --workers 2, each worker on a core of
+            its own, or on an equal share of one where the machine has too few (cores.py)   [~2x]
 
 Not a test: it asserts nothing and exits 0 once every run finished. Results, with the machine, are
 written to results/bench/<time>.json; docs/performance.md holds a run's figures.
@@ -38,23 +40,26 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from cores import Placement, busiest_worker_share, on_own_cores, placement_for
 from run import _stop, answers, free_port, pinned
 from streamload.leanclient import ClientPlan, Tally, run_client
 
 ROOT = Path(__file__).resolve().parents[1]
 LOADTESTS = ROOT / "loadtests"
-SCENARIOS = ("unpaced", "starts", "paced", "capacity", "idle", "overload")
+SCENARIOS = ("unpaced", "starts", "paced", "capacity", "idle", "overload", "scaleout")
 PY = sys.executable
+T = TypeVar("T")
 # After the last stream's response head: its server has built the stream by then; this lets any
 # allocation that follows it (a first buffer, a timer) show in the memory read.
 RSS_SETTLE_S = 0.5
+CLIENT_BUSY_PCT = 90  # the client's share of its core above which its own speed may set a figure
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,12 +98,15 @@ class Sizes:
     warmup_s: float = 2.0
     ramp_s: float = 2.0
     capacity_steps: tuple[int, ...] = (250, 500, 750, 1_000, 1_250, 1_500, 2_000, 2_500, 3_000)
+    # Per core: a worker on a share of a core scans these times the share. Finer than capacity_steps,
+    # and as far as two cores could go: the scale-out's figure is a ratio of two scans.
+    scaleout_steps: tuple[int, ...] = tuple(range(250, 6_001, 250))
     lateness_limit_ms: float = 10.0
 
 
 QUICK = Sizes(
     unpaced_streams=20, unpaced_tokens=500, paced_streams=100, paced_tokens=40, idle_streams=300,
-    measure_s=2.0, warmup_s=0.5, ramp_s=0.5, capacity_steps=(100, 200),
+    measure_s=2.0, warmup_s=0.5, ramp_s=0.5, capacity_steps=(100, 200), scaleout_steps=(200, 400),
 )  # fmt: skip
 
 
@@ -169,9 +177,17 @@ def rss_kib(pid: int) -> int:
     return total
 
 
-def run_client_process(plan: ClientPlan, *, sample_rss_of: int | None = None) -> tuple[Tally, int | None]:
-    """The client in its own process on its own core; with ``sample_rss_of``, that process's memory
-    read once the server has answered every stream (None if it has not by the window's end).
+def settled_rss_kib(pid: int) -> int:
+    time.sleep(RSS_SETTLE_S)
+    return rss_kib(pid)
+
+
+def run_client_process(
+    plan: ClientPlan, *, once_answered: Callable[[], T] | None = None, cpu: str | None = None
+) -> tuple[Tally, T | None]:
+    """The client in its own process on its own core (``cpu``, or the bench's client CPU); with
+    ``once_answered``, what it returns when called once the server has answered every stream (None if
+    it has not by the window's end).
 
     Not at a fixed time: a connection counts as open once the kernel has accepted it, and a server
     slow to start streams then held far fewer of them than the client had open, which made its
@@ -182,23 +198,22 @@ def run_client_process(plan: ClientPlan, *, sample_rss_of: int | None = None) ->
     # break in the middle of its JSON (a 2-core run of `make bench`, not reproduced).
     with tempfile.TemporaryDirectory(prefix="llmstream-bench-") as folder:
         out, answered = Path(folder) / "tally.json", Path(folder) / "all-answered"
-        if sample_rss_of is not None:
+        if once_answered is not None:
             plan = replace(plan, all_answered_flag=str(answered))
         plan_json = json.dumps({**asdict(plan), "request": plan.request.decode("latin-1")})
-        command = pinned([PY, str(Path(__file__)), "client", plan_json, str(out)], cpus()[1])
+        command = pinned([PY, str(Path(__file__)), "client", plan_json, str(out)], cpu or cpus()[1])
         began = time.monotonic()
         process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(LOADTESTS)})
-        rss = None
-        if sample_rss_of is not None:
+        seen = None
+        if once_answered is not None:
             window_end = began + plan.ramp_s + plan.warmup_s + plan.measure_s
             while not answered.exists() and time.monotonic() < window_end and process.poll() is None:
                 time.sleep(0.1)
             if answered.exists():
-                time.sleep(RSS_SETTLE_S)
-                rss = rss_kib(sample_rss_of)
+                seen = once_answered()
         if process.wait(timeout=budget):
             raise SystemExit(f"the bench client failed (exit {process.returncode})")
-        return Tally(**json.loads(out.read_text())), rss
+        return Tally(**json.loads(out.read_text())), seen
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -237,11 +252,12 @@ def starts(stack: Stack, sizes: Sizes, log: Path) -> dict[str, float]:
     return {"streams/s": tally.tokens / plan.measure_s, "errors": len(tally.errors)}
 
 
-def paced_plan(port: int, stack: Stack, sizes: Sizes, streams: int) -> ClientPlan:
-    """``streams`` paced streams, opened at ``start_rate`` per second, each lasting past the measured
-    window: the window sees the steady state of that many streams, not their starts (a start costs
-    about as much as 40 token events; the `starts` scenario measures it)."""
-    ramp = max(sizes.ramp_s, streams / sizes.start_rate)
+def paced_plan(port: int, stack: Stack, sizes: Sizes, streams: int, cores: float = 1.0) -> ClientPlan:
+    """``streams`` paced streams, opened at ``start_rate`` per second per core the server has
+    (``cores``), each lasting past the measured window: the window sees the steady state of that many
+    streams, not their starts (a start costs about as much as 40 token events; the `starts` scenario
+    measures it)."""
+    ramp = max(sizes.ramp_s, streams / (sizes.start_rate * cores))
     outlast = math.ceil((ramp + sizes.warmup_s + sizes.measure_s + 2) * sizes.tokens_per_s)
     fields = {"max_tokens": max(sizes.paced_tokens, outlast), "tokens_per_s": sizes.tokens_per_s}
     return ClientPlan(
@@ -250,10 +266,23 @@ def paced_plan(port: int, stack: Stack, sizes: Sizes, streams: int) -> ClientPla
     )  # fmt: skip
 
 
-def paced_figures(stack: Stack, sizes: Sizes, streams: int, log: Path) -> tuple[dict[str, float], Tally]:
-    with serving(stack, log) as (port, _):
-        plan = paced_plan(port, stack, sizes, streams)
-        tally, _ = run_client_process(plan)
+def paced_figures(
+    stack: Stack,
+    sizes: Sizes,
+    streams: int,
+    log: Path,
+    *,
+    workers: int = 1,
+    placement: Placement | None = None,
+) -> tuple[dict[str, float], Tally]:
+    with serving(stack, log) as (port, _), on_own_cores(port, workers, placement):
+        # Twice the cores, twice the streams arriving twice as fast: the starts' cost per core stays.
+        cores = workers * placement.share if placement else 1.0
+        plan = paced_plan(port, stack, sizes, streams, cores)
+        split = (lambda: busiest_worker_share(port, workers)) if workers > 1 else None
+        tally, busiest = run_client_process(
+            plan, once_answered=split, cpu=str(placement.client_cpu) if placement else None
+        )
     figures = {
         "events/s": tally.tokens / plan.measure_s,
         "asked/s": streams * sizes.tokens_per_s,
@@ -264,6 +293,8 @@ def paced_figures(stack: Stack, sizes: Sizes, streams: int, log: Path) -> tuple[
         "errors": len(tally.errors),
         "client cpu %": 100 * tally.cpu_s / tally.wall_s,
     }
+    if workers > 1:  # the busiest worker's part of the streams, once they were all open
+        figures["busiest worker %"] = float("nan") if busiest is None else 100 * busiest
     return figures, tally
 
 
@@ -280,17 +311,34 @@ def holds(figures: dict[str, float], sizes: Sizes) -> bool:
     )
 
 
-def capacity(stack: Stack, sizes: Sizes, log: Path) -> dict[str, float]:
-    """The largest step of ``capacity_steps`` at which paced streams still hold their schedule."""
-    best = 0
-    for streams in sizes.capacity_steps:
-        figures, _ = paced_figures(stack, sizes, streams, log)
-        print(f"    {streams:>6} streams: {figures['events/s']:>9,.0f} events/s, lateness p99 "
-              f"{figures['lateness p99 ms']:.1f} ms", flush=True)  # fmt: skip
-        if not holds(figures, sizes):
+def capacity(
+    stack: Stack,
+    sizes: Sizes,
+    log: Path,
+    *,
+    steps: tuple[int, ...] = (),
+    retries: int = 0,
+    workers: int = 1,
+    placement: Placement | None = None,
+) -> dict[str, float]:
+    """The largest of ``steps`` (``capacity_steps`` by default) at which paced streams still hold their
+    schedule, a step over the limit run up to ``retries`` times more; with the client's share of its
+    core there (near 100%, the client measured itself) and the busiest worker's part of the streams."""
+    best: dict[str, float] = {"streams": 0, "client cpu %": float("nan"), "busiest worker %": float("nan")}
+    for streams in steps or sizes.capacity_steps:
+        for attempt in range(1 + retries):
+            figures, _ = paced_figures(stack, sizes, streams, log, workers=workers, placement=placement)
+            split = f", busiest worker {figures['busiest worker %']:.0f}%" if workers > 1 else ""
+            print(f"    {streams:>6} streams: {figures['events/s']:>9,.0f} events/s, lateness p99 "
+                  f"{figures['lateness p99 ms']:.1f} ms, client cpu {figures['client cpu %']:.0f}%{split}"
+                  f"{' (again)' if attempt else ''}", flush=True)  # fmt: skip
+            if holds(figures, sizes):
+                break
+        else:
             break
-        best = streams
-    return {"streams": best, "events/s": best * sizes.tokens_per_s}
+        best = {"streams": streams, "client cpu %": figures["client cpu %"],
+                "busiest worker %": figures.get("busiest worker %", float("nan"))}  # fmt: skip
+    return {**best, "events/s": best["streams"] * sizes.tokens_per_s}
 
 
 def idle(stack: Stack, sizes: Sizes, log: Path) -> dict[str, float]:
@@ -305,7 +353,7 @@ def idle(stack: Stack, sizes: Sizes, log: Path) -> dict[str, float]:
         request = request_bytes(stack, fields, prompt="Take your time.")
         # Held long enough for a server slower than the ramp to answer them all: memory is read then.
         plan = ClientPlan(port, request, sizes.idle_streams, measure_s=8.0, ramp_s=ramp, warmup_s=2.0)
-        tally, during = run_client_process(plan, sample_rss_of=pid)
+        tally, during = run_client_process(plan, once_answered=lambda: settled_rss_kib(pid))
     per_stream = float("nan") if during is None else (during - before) / sizes.idle_streams
     return {"KiB/stream": per_stream, "answered": tally.most_answered,
             "errors": len(tally.errors) + (during is None)}  # fmt: skip
@@ -325,6 +373,25 @@ def overload(stack: Stack, sizes: Sizes, log: Path, *, streams: int) -> dict[str
         "refusal max ms": max(tally.refusal_ms, default=0.0),
         "errors": len(tally.errors),
     }
+
+
+def scaleout(sizes: Sizes, log: Path, placement: Placement) -> dict[str, float]:
+    """Issue 7's goal 5: does a second worker, given a core of its own, double the paced capacity?
+    One capacity scan with ``--workers 1``, one with ``--workers 2``, each worker placed by ``placement``."""
+    figures: dict[str, float] = {}
+    for workers in (1, 2):
+        print(f"  --workers {workers}, {placement.describe()}", flush=True)
+        base = STACKS["llmstream"]
+        stack = replace(base, command=(*base.command, "--workers", str(workers)))
+        steps = tuple(round(step * placement.share) for step in sizes.scaleout_steps)
+        found = capacity(stack, sizes, log, steps=steps, retries=1, workers=workers, placement=placement)
+        figures[f"workers {workers} streams"] = found["streams"]
+        figures[f"workers {workers} client cpu %"] = found["client cpu %"]
+        if workers > 1:
+            figures["busiest worker %"] = found["busiest worker %"]
+    one = figures["workers 1 streams"]
+    figures["ratio"] = figures["workers 2 streams"] / one if one else float("nan")
+    return figures
 
 
 # ---- the run ----
@@ -445,10 +512,37 @@ def main(argv: list[str] | None = None) -> int:
         print(
             "\n== overload (llmstream): " + ", ".join(f"{k} {v:,.0f}" for k, v in figures.items()), flush=True
         )
+    if "scaleout" in scenarios:
+        results["scaleout"] = run_scaleout(sizes, log, rounds)
     out = args.results / f"{stamp}.json"
     out.write_text(json.dumps(results, indent=2))
     print(f"\nresults: {out}")
     return 0
+
+
+def run_scaleout(sizes: Sizes, log: Path, rounds: int) -> dict[str, Any]:
+    """The scale-out scenario over ``rounds`` rounds (its figure the median ratio), or why it could not
+    be measured on this machine."""
+    print("\n== scaleout (llmstream): paced capacity, --workers 2 against --workers 1", flush=True)
+    placement = placement_for(2)
+    if isinstance(placement, str):
+        print(f"  not measured: {placement}", flush=True)
+        return {"not measured": placement}
+    runs = []
+    for number in range(rounds):
+        print(f"  scaleout round {number + 1}/{rounds}", flush=True)
+        runs.append(scaleout(sizes, log, placement))
+    ratio = statistics.median(run["ratio"] for run in runs)
+    one = statistics.median(run["workers 1 streams"] for run in runs)
+    two = statistics.median(run["workers 2 streams"] for run in runs)
+    each = ", ".join(f"{run['ratio']:.2f}" for run in runs)
+    print(f"  --workers 1: {one:,.0f} streams, --workers 2: {two:,.0f} streams; ratio {ratio:.2f}x "
+          f"(rounds: {each})", flush=True)  # fmt: skip
+    if any(run["workers 2 client cpu %"] >= CLIENT_BUSY_PCT for run in runs):
+        print(f"  the client used {CLIENT_BUSY_PCT}% or more of its core: the figure may be the client's",
+              flush=True)  # fmt: skip
+    return {"placement": placement.describe(), "ratio": ratio, "workers 1 streams": one,
+            "workers 2 streams": two, "runs": runs}  # fmt: skip
 
 
 def client_main(plan_json: str, out: str) -> int:

@@ -246,7 +246,7 @@ async def open_idle_stream(port: int) -> asyncio.StreamWriter:
         b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
     )
-    head = await reader.readuntil(b"\r\n\r\n")
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=10)
     assert head.startswith(b"HTTP/1.1 200"), head
     return writer
 

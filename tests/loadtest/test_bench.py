@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cores import placement_for
+
 ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("llmstream", "naive-quart-hypercorn", "sse-starlette-uvicorn")
 
@@ -34,6 +36,19 @@ def test_the_bench_harness_measures_every_stack_and_prints_ratios(tmp_path: Path
     assert results["capacity"]["streams"] in results["sizes"]["capacity_steps"] + [0]
     overload = results["overload"]
     assert overload["first token <= 1 s"] + overload["first token > 1 s"] + overload["refused"] > 0
+    scaleout = results["scaleout"]
+    placement = placement_for(2)
+    if isinstance(placement, str):  # a machine with neither the cores nor a cgroup to share one
+        assert scaleout == {"not measured": placement}
+        assert f"not measured: {placement}" in output
+    else:
+        assert scaleout["placement"] == placement.describe()
+        (run,) = scaleout["runs"]
+        steps = {round(step * placement.share) for step in results["sizes"]["scaleout_steps"]} | {0}
+        assert {run["workers 1 streams"], run["workers 2 streams"]} <= steps, run
+        busiest = run["busiest worker %"]  # NaN when --workers 2 held no step
+        assert busiest != busiest or 50 <= busiest <= 100, run
+        assert "--workers 2 against --workers 1" in output
 
 
 def test_overload_runs_at_the_stream_count_asked_for_with_the_server_flags_given(tmp_path: Path) -> None:
