@@ -251,6 +251,19 @@ async def open_idle_stream(port: int) -> asyncio.StreamWriter:
     return writer
 
 
+async def workers_answering(base_url: str, count: int, *, within: float) -> dict[int, Any]:
+    """/readyz of each of ``count`` workers, asked on new connections until each has answered."""
+    answers: dict[int, Any] = {}
+    deadline = time.monotonic() + within
+    fresh_connections = httpx.Limits(max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=5, limits=fresh_connections) as client:
+        while len(answers) < count and time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                ready = (await client.get(f"{base_url}/readyz")).json()
+                answers[ready["worker"]] = ready
+    return answers
+
+
 @pytest.mark.parametrize("setup", OUR_SUPERVISOR_SETUPS)
 async def test_each_worker_holds_a_fair_share_of_the_open_streams(setup: str, tmp_path: Path) -> None:
     # Regression: every worker accepted from one shared socket, whichever woke first took all the
@@ -261,14 +274,8 @@ async def test_each_worker_holds_a_fair_share_of_the_open_streams(setup: str, tm
         port = int(server.base_url.rsplit(":", 1)[1])
         writers = [await open_idle_stream(port) for _ in range(streams)]
         try:
-            held: dict[int, int] = {}
-            fresh_connections = httpx.Limits(max_keepalive_connections=0)
-            async with httpx.AsyncClient(timeout=5, limits=fresh_connections) as client:
-                for _ in range(100):  # bounded: each request a new connection, to either worker
-                    ready = (await client.get(f"{server.base_url}/readyz")).json()
-                    held[ready["worker"]] = ready["open_streams"]
-                    if len(held) == 2:
-                        break
+            ready = await workers_answering(server.base_url, 2, within=20)
+            held = {worker: answer["open_streams"] for worker, answer in ready.items()}
             assert len(held) == 2, held
             assert sum(held.values()) == streams, held
             # Each connection's socket is picked by a hash of its addresses: a binomial share, within
@@ -277,6 +284,29 @@ async def test_each_worker_holds_a_fair_share_of_the_open_streams(setup: str, tm
         finally:
             for writer in writers:
                 writer.close()
+
+
+@pytest.mark.parametrize("setup", OUR_SUPERVISOR_SETUPS)
+async def test_a_worker_that_dies_is_replaced_and_no_connection_meanwhile_is_lost(
+    setup: str, tmp_path: Path
+) -> None:
+    # The parent keeps every worker's socket: the connections the kernel sends to a dead worker's
+    # socket wait in its queue for the replacement instead of being refused or reset.
+    with serving(setup, tmp_path, "--workers", "2") as server:
+        before = await workers_answering(server.base_url, 2, within=20)
+        assert len(before) == 2, server.log()
+        await asyncio.sleep(STARTUP_SECONDS + 0.5)  # a worker dying sooner is a startup failure
+        victim = min(before)
+        os.kill(victim, signal.SIGKILL)
+        fresh_connections = httpx.Limits(max_keepalive_connections=0)
+        async with httpx.AsyncClient(timeout=30, limits=fresh_connections) as client:
+            answers = await asyncio.gather(*(client.get(f"{server.base_url}/healthz") for _ in range(40)))
+        assert [answer.status_code for answer in answers] == [200] * 40, server.log()
+        after = await workers_answering(server.base_url, 2, within=20)
+        assert len(after) == 2, server.log()
+        assert victim not in after
+        assert server.process.poll() is None
+        assert re.search(rf"worker {victim} exited with -9; starting another", server.log())
 
 
 # ---- serving --------------------------------------------------------------------------------------
