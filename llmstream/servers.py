@@ -59,19 +59,18 @@ def serve(settings: Settings) -> int:
     if settings.server == "granian":
         return _run_granian(settings)
     worker: Worker = _run_uvicorn if settings.server == "uvicorn" else _run_hypercorn
+    sock = bind_socket(settings.host, settings.port)
     if settings.workers == 1:
-        worker(settings, bind_socket(settings.host, settings.port))
+        worker(settings, sock)
         return 0
-    socks = bind_worker_sockets(settings.host, settings.port, settings.workers)
-    return Supervisor(worker, settings, socks).run()
+    return Supervisor(worker, settings, sock).run()
 
 
-def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
-    """A listening socket on ``host``:``port``; with ``reuse_port``, one that others of the same user
-    can join on the same address (SO_REUSEPORT)."""
+def bind_socket(host: str, port: int) -> socket.socket:
+    """The listening socket, bound once in the parent and shared by every worker."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        sock = socket.create_server((host, port), family=family, backlog=BACKLOG, reuse_port=reuse_port)
+        sock = socket.create_server((host, port), family=family, backlog=BACKLOG)
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise ServerStartError(f"cannot listen on {host}:{port}: {reason}") from None
@@ -80,50 +79,6 @@ def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.soc
     # after the first on a keep-alive connection waited ~40 ms for Nagle + delayed ACK (Uvicorn, asyncio).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
-
-
-def bind_worker_sockets(host: str, port: int, workers: int) -> list[socket.socket]:
-    """A listening socket per worker, all on one address, bound in the parent (which keeps them all).
-
-    Why not one socket that every worker accepts from: each worker then waits for it in its own loop,
-    the kernel wakes them all, and whichever accepts first takes every connection waiting (asyncio
-    accepts up to its backlog at once): one of two workers held 78-83% of 125-375 paced streams and
-    54-58% of 1,000 (docs/performance.md, tenth round), and the busiest worker sets the server's
-    capacity. In an SO_REUSEPORT group the kernel gives each new connection to one socket by a hash of
-    its addresses (socket(7)): an even share per worker. The parent keeps every socket open, so
-    connections sent to a worker that died wait in its queue for the one that replaces it.
-    """
-    if port:
-        _refuse_if_listened_on(host, port)
-    socks = [bind_socket(host, port, reuse_port=True)]
-    # The rest on exactly the first one's address (a host name may resolve to several; port 0 is now
-    # the port the kernel chose).
-    address = socks[0].getsockname()
-    try:
-        for _ in range(workers - 1):
-            socks.append(bind_socket(address[0], address[1], reuse_port=True))
-    except BaseException:
-        for sock in socks:
-            sock.close()
-        raise
-    return socks
-
-
-def _refuse_if_listened_on(host: str, port: int) -> None:
-    """ServerStartError if anyone listens on ``host``:``port``. A socket of another process's with
-    SO_REUSEPORT would otherwise let ours join its group and share its connections. A plain bind
-    (without listen(), so it never takes a connection) fails with "address in use" if anyone listens."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
-        # As create_server() does: a connection of an earlier run in TIME_WAIT is no conflict.
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # as create_server() does
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            reason = os.strerror(exc.errno) if exc.errno else str(exc)
-            raise ServerStartError(f"cannot listen on {host}:{port}: {reason}") from None
 
 
 def _loop_factory(loop: LoopName) -> Callable[[], asyncio.AbstractEventLoop]:

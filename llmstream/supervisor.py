@@ -1,16 +1,13 @@
-"""Run N worker processes, each on its own listening socket of one address; on SIGTERM/SIGINT stop them
-and exit 0.
+"""Run N worker processes on one listening socket; on SIGTERM/SIGINT stop them and exit 0.
 
 Used for `--workers N` on Uvicorn and Hypercorn. Both ship a multiprocess runner, but neither lets each
 worker run our shutdown hook: Uvicorn's `Multiprocess(config, sockets)` builds a plain `uvicorn.Server`
 in every worker (uvicorn/supervisors/multiprocess.py, 0.54: no `target` argument to pass our server's
 `run`), and Hypercorn's `hypercorn.run.run`
 loads the app from `config.application_path` and shuts workers down through a multiprocessing event
-that it polls. So we supervise the workers ourselves, much as both of them do: the parent binds the
-sockets, one per worker on the same address (`servers.bind_worker_sockets`: an even share of the
-connections each), hands worker i socket i in a `spawn`ed child (pickled through
-`multiprocessing.reduction`, as Uvicorn does), forwards SIGTERM to them when it gets SIGTERM or SIGINT,
-and waits for them.
+that it polls. So we supervise the workers ourselves, the way both of them do it: the parent binds the
+socket once, hands it to `spawn`ed children (pickled through `multiprocessing.reduction`, as Uvicorn
+does), forwards SIGTERM to them when it gets SIGTERM or SIGINT, and waits for them.
 
 A worker that dies while the server runs is replaced, unless it died during its first seconds: that is
 a startup failure (the app or the loop cannot start) that a restart would only repeat.
@@ -54,12 +51,10 @@ def _worker_main(worker: Worker, settings: Settings, sock: socket.socket) -> Non
 
 
 class Supervisor:
-    def __init__(self, worker: Worker, settings: Settings, socks: list[socket.socket]) -> None:
-        if len(socks) != settings.workers:
-            raise ValueError(f"{settings.workers} workers need as many sockets, not {len(socks)}")
+    def __init__(self, worker: Worker, settings: Settings, sock: socket.socket) -> None:
         self.worker = worker
         self.settings = settings
-        self.socks = socks
+        self.sock = sock
         self.processes: list[BaseProcess] = []
         self.started_at: dict[int, float] = {}
         self.stopping = False
@@ -71,7 +66,7 @@ class Supervisor:
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             logger.info("supervisor [%d]: starting %d workers", os.getpid(), self.settings.workers)
-            self.processes = [self._start(index) for index in range(self.settings.workers)]
+            self.processes = [self._start() for _ in range(self.settings.workers)]
             failed = self._watch()
             return self._stop() or failed
         finally:
@@ -88,10 +83,9 @@ class Supervisor:
         with contextlib.suppress(BlockingIOError):
             os.write(self._wake_w, b"\0")
 
-    def _start(self, index: int) -> BaseProcess:
-        # A replacement gets the socket of the worker it replaces, and the connections waiting in it.
+    def _start(self) -> BaseProcess:
         process = _spawn.Process(
-            target=_worker_main, args=(self.worker, self.settings, self.socks[index]), name="llmstream-worker"
+            target=_worker_main, args=(self.worker, self.settings, self.sock), name="llmstream-worker"
         )
         process.start()
         assert process.pid is not None
@@ -112,15 +106,14 @@ class Supervisor:
                     self.stopping = True
                     return 1
                 logger.warning("worker %d exited with %s; starting another", process.pid, process.exitcode)
-                self.processes[index] = self._start(index)
+                self.processes[index] = self._start()
         return 0
 
     def _stop(self) -> int:
         """Tell every worker to stop, wait for them; 0 if all of them stopped cleanly."""
-        # From now on nobody accepts on our copies of the sockets: close them, so that once the workers
-        # have closed theirs, new connections are refused at once instead of waiting in an accept queue.
-        for sock in self.socks:
-            sock.close()
+        # From now on nobody accepts on our copy of the socket: close it, so that once the workers have
+        # closed theirs, new connections are refused at once instead of waiting in the accept queue.
+        self.sock.close()
         for process in self.processes:
             if process.is_alive() and process.pid is not None:
                 os.kill(process.pid, signal.SIGTERM)
