@@ -532,12 +532,14 @@ def run_scaleout(sizes: Sizes, log: Path, rounds: int) -> dict[str, Any]:
     for number in range(rounds):
         print(f"  scaleout round {number + 1}/{rounds}", flush=True)
         runs.append(scaleout(sizes, log, placement))
-    ratio = statistics.median(run["ratio"] for run in runs)
+    # A round in which one worker held no step has no ratio (NaN, which a median would misplace).
+    ratios = [run["ratio"] for run in runs if not math.isnan(run["ratio"])]
+    ratio = statistics.median(ratios) if ratios else float("nan")
     one = statistics.median(run["workers 1 streams"] for run in runs)
     two = statistics.median(run["workers 2 streams"] for run in runs)
     each = ", ".join(f"{run['ratio']:.2f}" for run in runs)
     print(f"  --workers 1: {one:,.0f} streams, --workers 2: {two:,.0f} streams; ratio {ratio:.2f}x "
-          f"(rounds: {each})", flush=True)  # fmt: skip
+          f"(rounds: {each}; the median of the {len(ratios)} with a ratio)", flush=True)  # fmt: skip
     if any(run["workers 2 client cpu %"] >= CLIENT_BUSY_PCT for run in runs):
         print(f"  the client used {CLIENT_BUSY_PCT}% or more of its core: the figure may be the client's",
               flush=True)  # fmt: skip
