@@ -1,19 +1,22 @@
 """A core of its own for each server worker: how the bench's `scaleout` scenario compares
 `--workers 1` with `--workers 2` on whatever machine it has.
 
-- **Real cores**, where the machine has one per worker and one more for the client: each worker is
-  pinned to a CPU of its own (CPUs 0..n-1), the client to the last CPU.
-- **Equal shares of one core**, where it has fewer (this project's 2-core machines): every worker is
-  pinned to CPU 0 in a control group of its own, whose CPU bandwidth (the kernel's CFS quota) is one
-  core divided by the most workers compared. Each worker then runs on the same share whatever the
-  number of workers, so what `--workers 2` adds is a second share, as a second core would; the client
-  has CPU 1 to itself. This needs the cgroup v1 `cpu` controller mounted writable (root, as in CI).
-  Within the quota's period (2 ms) a worker may wait up to half of it for its share: a cost both
-  sides of the comparison pay alike.
+- **Real cores**, where the process may run on one CPU per worker and one more for the client: each
+  worker is pinned to a CPU of its own, the client to the last allowed CPU.
+- **Equal shares of one core**, where there are fewer (this project's 2-core machines): every worker
+  is pinned to the first CPU in a control group of its own, whose CPU bandwidth (the kernel's CFS
+  quota) is one core divided by the most workers compared; the client has the second CPU to itself.
+  Each worker runs on the same share whatever the number of workers, so what `--workers 2` adds is a
+  second share, as a second core would. Needs the cgroup v1 `cpu` controller mounted writable (root).
+  An emulation, biased against two workers: two workers on one CPU take turns on it, so one's tick
+  can wait for the other's, which one worker alone never does; and a kernel without a
+  high-resolution tick enforces the quota only at its tick (4 ms at HZ=250), so a worker may overrun
+  its share and then wait that long (docs/performance.md, tenth round).
 - Neither: the scenario is not measured, and the reason is printed and recorded.
 
-The kernel's own work for the server's sockets (loopback delivers to the client inside the sender's
-system call) is charged to whichever process runs it, so the shares bound it as cores would.
+The kernel's work for the server's sockets that runs in the sender's system call (on loopback, most
+of the client's receive path) is charged to the worker, as it would load the worker's core; work the
+kernel defers to its own threads is charged to neither side.
 """
 
 from __future__ import annotations
