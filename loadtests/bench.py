@@ -538,8 +538,9 @@ def run_scaleout(sizes: Sizes, log: Path, rounds: int) -> dict[str, Any]:
     one = statistics.median(run["workers 1 streams"] for run in runs)
     two = statistics.median(run["workers 2 streams"] for run in runs)
     each = ", ".join(f"{run['ratio']:.2f}" for run in runs)
-    print(f"  --workers 1: {one:,.0f} streams, --workers 2: {two:,.0f} streams; ratio {ratio:.2f}x "
-          f"(rounds: {each}; the median of the {len(ratios)} with a ratio)", flush=True)  # fmt: skip
+    summary = f"ratio {ratio:.2f}x, the median of {len(ratios)}" if ratios else "no round has a ratio"
+    print(f"  --workers 1: {one:,.0f} streams, --workers 2: {two:,.0f} streams (medians); {summary} "
+          f"(rounds: {each}; a side that held no step gives none)", flush=True)  # fmt: skip
     if any(run["workers 2 client cpu %"] >= CLIENT_BUSY_PCT for run in runs):
         print(f"  the client used {CLIENT_BUSY_PCT}% or more of its core: the figure may be the client's",
               flush=True)  # fmt: skip
