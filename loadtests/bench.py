@@ -324,7 +324,7 @@ def capacity(
     """The largest of ``steps`` (``capacity_steps`` by default) at which paced streams still hold their
     schedule, a step over the limit run up to ``retries`` times more; with the client's share of its
     core there (near 100%, the client measured itself) and the busiest worker's part of the streams."""
-    best: dict[str, float] = {"streams": 0, "client cpu %": float("nan"), "busiest worker %": float("nan")}
+    best: dict[str, float] = {"streams": 0}
     for streams in steps or sizes.capacity_steps:
         for attempt in range(1 + retries):
             figures, _ = paced_figures(stack, sizes, streams, log, workers=workers, placement=placement)
@@ -336,8 +336,8 @@ def capacity(
                 break
         else:
             break
-        best = {"streams": streams, "client cpu %": figures["client cpu %"],
-                "busiest worker %": figures.get("busiest worker %", float("nan"))}  # fmt: skip
+        kept = ("client cpu %", "busiest worker %")  # the second with several workers only
+        best = {"streams": streams, **{key: figures[key] for key in kept if key in figures}}
     return {**best, "events/s": best["streams"] * sizes.tokens_per_s}
 
 
@@ -386,9 +386,10 @@ def scaleout(sizes: Sizes, log: Path, placement: Placement) -> dict[str, float]:
         steps = tuple(round(step * placement.share) for step in sizes.scaleout_steps)
         found = capacity(stack, sizes, log, steps=steps, retries=1, workers=workers, placement=placement)
         figures[f"workers {workers} streams"] = found["streams"]
-        figures[f"workers {workers} client cpu %"] = found["client cpu %"]
+        # NaN where the scan held no step, as a round without a ratio
+        figures[f"workers {workers} client cpu %"] = found.get("client cpu %", float("nan"))
         if workers > 1:
-            figures["busiest worker %"] = found["busiest worker %"]
+            figures["busiest worker %"] = found.get("busiest worker %", float("nan"))
     one = figures["workers 1 streams"]
     figures["ratio"] = figures["workers 2 streams"] / one if one else float("nan")
     return figures

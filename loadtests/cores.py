@@ -83,7 +83,7 @@ def placement_for(most_workers: int, cgroup_root: Path = CPU_CGROUP) -> Placemen
 def readiness_of_each_worker(port: int, workers: int, *, timeout: float = WORKERS_READY_S) -> dict[int, Any]:
     """What each of the server's ``workers`` workers answers on /readyz (its process id, its open
     streams), asked on new connections until every one of them has answered or ``timeout`` seconds
-    have passed: the kernel hands each connection to one worker's socket by a hash of its addresses."""
+    have passed: each connection goes to whichever worker accepts it from the shared socket first."""
     answers: dict[int, Any] = {}
     deadline = time.monotonic() + timeout
     while len(answers) < workers and time.monotonic() < deadline:

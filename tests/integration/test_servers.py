@@ -246,9 +246,11 @@ async def workers_answering(base_url: str, count: int, *, within: float) -> dict
     fresh_connections = httpx.Limits(max_keepalive_connections=0)
     async with httpx.AsyncClient(timeout=5, limits=fresh_connections) as client:
         while len(answers) < count and time.monotonic() < deadline:
-            with contextlib.suppress(httpx.HTTPError):
+            try:
                 ready = (await client.get(f"{base_url}/readyz")).json()
                 answers[ready["worker"]] = ready
+            except httpx.HTTPError:  # a worker still starting or being replaced: ask again shortly
+                await asyncio.sleep(0.05)
     return answers
 
 
