@@ -81,12 +81,16 @@ def test_markdown_renders_while_streaming(page: Any, server: RunningServer) -> N
     chat.configure(model="echo", seed=1, tokens_per_s=80, ttft_ms=100, faults=f"stall:{in_code + 1}:1500")
     chat.send(MARKDOWN)
     answer = chat.answer()
-    heading = answer.locator(".markdown h1").element_handle(timeout=10_000)
     # While the code fence is open it shows as plain code, marked as still open ...
     open_fence = answer.locator(".markdown pre[data-open] code")
     open_fence.wait_for(timeout=10_000)
     assert chat.state() == "streaming"
     assert "def total" in open_fence.inner_text()
+    # The heading is taken only now that later blocks follow it: while it is the last block it may still
+    # grow ("# Streaming" -> "# Streaming report") and is re-rendered as the tail, a new element each
+    # frame. Taking it that early made this test fail in CI whenever a frame fell mid-heading.
+    heading = answer.locator(".markdown h1").element_handle(timeout=10_000)
+    assert heading.inner_text() == "Streaming report"
     chat.wait_state("done")
     # ... and once closed it is an ordinary code block.
     assert answer.locator(".markdown pre[data-open]").count() == 0
