@@ -5,11 +5,12 @@
     python loadtests/bench.py --only unpaced,paced --rounds 5
     python loadtests/bench.py --only overload --overload-streams 4000 --llmstream-args '--max-lateness 0.05'
 
-Each server runs alone, pinned to CPU 0; the client (`streamload.leanclient`, its own process) to
-CPU 1. Every scenario runs every stack once per round, stacks interleaved within a round, so a slow
-minute of the machine hits them all alike; each figure is the median over rounds, printed with the
-ratio llmstream / stack. The client's ceiling comes first: the same client against a server that only
-writes (`benchstacks/null_server.py`); a stack's figure far below it measured the stack.
+Each server runs alone, pinned to the first CPU this process may use (CPU 0 on a whole machine); the
+client (`streamload.leanclient`, its own process) to the second. Every scenario runs every stack once
+per round, stacks interleaved within a round, so a slow minute of the machine hits them all alike;
+each figure is the median over rounds, printed with the ratio llmstream / stack. The client's ceiling
+comes first: the same client against a server that only writes (`benchstacks/null_server.py`); a
+stack's figure far below it measured the stack.
 
 Scenarios (issue 7's goals in brackets):
   unpaced   100 streams of 2,000 tokens, no pacing: events/s delivered              [>= 150,000/s]
@@ -47,7 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from cores import Placement, busiest_worker_share, on_own_cores, placement_for
+from cores import Placement, allowed_cpus, busiest_worker_share, on_own_cores, placement_for
 from run import _stop, answers, free_port, pinned
 from streamload.leanclient import ClientPlan, Tally, run_client
 
@@ -136,9 +137,9 @@ def request_bytes(stack: Stack, fields: dict[str, Any], prompt: str | None = Non
 
 
 def cpus() -> tuple[str | None, str | None]:
-    """(server CPU, client CPU): one core each when the machine has two."""
-    count = os.cpu_count() or 1
-    return ("0", "1") if count >= 2 and _has("taskset") else (None, None)
+    """(server CPU, client CPU): the first two this process may use, one each; none on one CPU."""
+    allowed = allowed_cpus()
+    return (str(allowed[0]), str(allowed[1])) if len(allowed) >= 2 and _has("taskset") else (None, None)
 
 
 def _has(program: str) -> bool:

@@ -63,11 +63,16 @@ class Placement:
         )
 
 
+def allowed_cpus() -> list[int]:
+    """The CPUs this process may run on, in order: a container or ``taskset`` may allow fewer, or
+    other, CPUs than ``os.cpu_count()`` counts, and pinning to one outside them fails."""
+    return sorted(os.sched_getaffinity(0))
+
+
 def placement_for(most_workers: int, cgroup_root: Path = CPU_CGROUP) -> Placement | str:
     """How to give each of up to ``most_workers`` workers a core of its own here, or why it cannot be
-    done on this machine. The CPUs are those this process may run on (a container may allow fewer
-    than the machine has)."""
-    allowed = sorted(os.sched_getaffinity(0))
+    done on this machine (on the CPUs it may use)."""
+    allowed = allowed_cpus()
     if len(allowed) >= most_workers + 1:
         return Placement("cores", tuple(allowed[:most_workers]), client_cpu=allowed[-1], share=1.0)
     if len(allowed) < 2:

@@ -34,6 +34,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from cores import allowed_cpus  # noqa: E402
 from streamload.kinds import KINDS, parse_mix  # noqa: E402
 from streamload.shapes import SHAPES  # noqa: E402
 from streamload.summary import summarize  # noqa: E402
@@ -83,7 +84,7 @@ def arguments(argv: list[str] | None = None) -> argparse.Namespace:
     locust.add_argument("--stop-timeout", type=float, default=30, help="seconds streams may finish after")
     locust.add_argument(
         "--pin", action="store_true",
-        help="server on CPU 0, Locust on the others (taskset), so neither steals the other's core",
+        help="server on the first CPU allowed, Locust on the rest (taskset): neither steals the other's core",
     )  # fmt: skip
     locust.add_argument("--max-client-lag-ms", type=float, default=10.0, help="client-lag p99 of a valid run")
     out = parser.add_argument_group("results")
@@ -119,11 +120,12 @@ def pinned(command: list[str], cpus: str | None) -> list[str]:
 
 
 def cpu_split(pin: bool) -> tuple[str | None, str | None]:
-    """(server CPUs, Locust CPUs) for --pin: CPU 0, and the rest; nothing to pin on one CPU."""
-    count = os.cpu_count() or 1
-    if not pin or count < 2 or shutil.which("taskset") is None:
+    """(server CPUs, Locust CPUs) for --pin: the first CPU this process may use, and the rest of them;
+    nothing to pin on one CPU."""
+    allowed = allowed_cpus()
+    if not pin or len(allowed) < 2 or shutil.which("taskset") is None:
         return None, None
-    return "0", f"1-{count - 1}"
+    return str(allowed[0]), ",".join(str(cpu) for cpu in allowed[1:])
 
 
 def free_port() -> int:

@@ -12,7 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bench import cpus
 from cores import CPU_CGROUP, Placement, place_workers, placement_for, remove_stale_groups, worker_pids
+from run import cpu_split
 
 from tests.integration.serverproc import free_port, running_server
 
@@ -59,6 +61,42 @@ def test_a_machine_with_a_core_per_worker_and_one_more_gets_real_cores(
     placement = placement_for(2)
     assert placement == Placement("cores", (0, 1), client_cpu=3, share=1.0)
     assert [placement.worker_cpu(i) for i in (0, 1)] == [0, 1]
+
+
+def test_the_bench_and_the_load_test_pin_only_to_cpus_this_process_may_use(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # They assumed CPUs 0 and 1 from os.cpu_count(): in a container allowed CPUs 5 and 7, or under
+    # `taskset`, taskset was asked for CPUs the process may not use, and refused.
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {7, 5})
+    assert cpus() == ("5", "7")
+    assert cpu_split(True) == ("5", "7")
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {4, 2, 3})
+    assert cpus() == ("2", "3")
+    assert cpu_split(True) == ("2", "3,4")
+    assert cpu_split(False) == (None, None)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3})
+    assert cpus() == (None, None)
+    assert cpu_split(True) == (None, None)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to leave one out")
+def test_under_taskset_on_one_cpu_the_bench_pins_nothing_and_its_commands_still_run() -> None:
+    # The real kernel's affinity, not a patched one: a process taskset keeps to its last CPU.
+    last = max(os.sched_getaffinity(0))
+    script = (
+        "import subprocess; from bench import cpus; from run import cpu_split, pinned; "
+        "print(cpus(), cpu_split(True)); subprocess.run(pinned(['true'], cpus()[0]), check=True)"
+    )
+    done = subprocess.run(
+        ["taskset", "-c", str(last), sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2] / "loadtests",
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "(None, None) (None, None)"
 
 
 def test_a_two_core_machine_shares_cpu_0_or_says_why_it_cannot(
