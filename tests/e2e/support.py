@@ -93,8 +93,12 @@ class ChatPage:
         self.resume_ids: list[str | None] = []
         page.on("request", self._record)
 
+    @staticmethod
+    def _is_chat_request(request: Any) -> bool:
+        return request.method == "POST" and bool(request.url.endswith("/api/chat"))
+
     def _record(self, request: Any) -> None:
-        if request.method == "POST" and request.url.endswith("/api/chat"):
+        if self._is_chat_request(request):
             self.bodies.append(request.post_data_json)
             self.resume_ids.append(request.headers.get("last-event-id"))
 
@@ -145,12 +149,14 @@ class ChatPage:
         Read where it matters: the page sends it back as history with the next message. A follow-up is
         sent (and stopped at once) to see the request.
         """
-        sent = len(self.bodies)
-        self.send("Thanks.")
-        wait_until(lambda: len(self.bodies) > sent, what="the follow-up request")
+        # Waited for through Playwright, not by polling `bodies`: the sync API delivers the request event
+        # only while a Playwright call runs, so a plain sleep loop could wait for it in vain.
+        with self.page.expect_request(self._is_chat_request) as follow_up:
+            self.send("Thanks.")
         self.page.keyboard.press("Escape")
-        self.wait_state("stopped", "done")
-        content: str = self.bodies[-1]["messages"][-2]["content"]
+        # The follow-up carries the test's settings, faults too: it may end in "error" before the Escape.
+        self.wait_state("stopped", "done", "error")
+        content: str = follow_up.value.post_data_json["messages"][-2]["content"]
         return content
 
     def data(self, name: str, index: int = -1) -> str | None:

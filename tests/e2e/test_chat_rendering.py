@@ -84,8 +84,9 @@ def test_markdown_renders_while_streaming(page: Any, server: RunningServer) -> N
     # While the code fence is open it shows as plain code, marked as still open ...
     open_fence = answer.locator(".markdown pre[data-open] code")
     open_fence.wait_for(timeout=10_000)
+    # The fence shows from its first token ("def"); the rest of the line is there within the stall.
+    wait_until(lambda: "def total(" in open_fence.inner_text(), what="the code's first line")
     assert chat.state() == "streaming"
-    assert "def total" in open_fence.inner_text()
     # The heading is taken only now that later blocks follow it: while it is the last block it may still
     # grow ("# Streaming" -> "# Streaming report") and is re-rendered as the tail, a new element each
     # frame. Taking it that early made this test fail in CI whenever a frame fell mid-heading.

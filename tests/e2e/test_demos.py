@@ -174,7 +174,9 @@ def test_timeline_draws_parallel_streams(page: Any) -> None:
     assert all(s["end"] == "finish" and int(s["tokens"]) > 50 for s in stats), stats
     # Stream 2 has a 1.2 s stall, stream 3 a slow first token: both show in the figures.
     assert int(stats[1]["stalls"]) >= 1, stats[1]
-    assert int(stats[1]["longestGapMs"]) >= 1100, stats[1]
+    # 1.2 s of stall on top of a token's gap; on the absolute schedule a late token before it (a busy
+    # page) shortens the gap seen, so the bound leaves a loaded machine room. Without the stall: ~10 ms.
+    assert int(stats[1]["longestGapMs"]) >= 1000, stats[1]
     assert int(stats[2]["ttftMs"]) >= 800 > int(stats[0]["ttftMs"]), stats
     painted = page.evaluate(
         """() => {

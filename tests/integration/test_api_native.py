@@ -4,7 +4,6 @@ APIs ends a stream that the engine closes early (shutdown, maximum duration, no 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import re
 import signal
@@ -56,11 +55,12 @@ async def test_tokens_keep_an_absolute_schedule(server: RunningServer) -> None:
         t - started for t, e in zip(result.arrivals, result.events, strict=True) if e.event == "token"
     ]
     assert len(arrivals) == 10
-    assert 0.28 <= arrivals[0] < 0.6, arrivals
-    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-    assert all(0.02 < gap < 0.12 for gap in gaps), gaps
-    # No drift: the last token is due 0.45 s after the first, however the sleeps fell.
-    assert 0.4 <= arrivals[-1] - arrivals[0] < 0.55, arrivals
+    # Each token against its own due time, never against its neighbour: on the absolute schedule a token
+    # a busy machine delays shortens the next gap, so gaps between arrivals bounded both ways failed in
+    # CI-like load without anything being wrong. Never early (the schedule counts from when the server
+    # read the request, after `started`), and never late by more than a loaded machine's pause.
+    due = [0.30 + 0.05 * k for k in range(10)]
+    assert all(d - 0.005 <= a < d + 0.25 for d, a in zip(due, arrivals, strict=True)), arrivals
 
 
 async def test_timestamps_give_each_token_its_send_time(server: RunningServer) -> None:

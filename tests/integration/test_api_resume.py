@@ -7,7 +7,9 @@ The same holds between the workers of one `--workers 2` server, on every server 
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -182,23 +184,32 @@ async def worker_of(client: httpx.AsyncClient) -> int:
     return worker
 
 
-async def clients_on_two_workers(base_url: str) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
+async def clients_on_two_workers(
+    base_url: str, within: float = 20.0
+) -> tuple[httpx.AsyncClient, httpx.AsyncClient]:
     """Two clients whose kept-alive connections were accepted by different workers (the kernel picks
-    the worker per connection; `/readyz` says which one answered)."""
+    the worker per connection; `/readyz` says which one answered).
+
+    Asked for until a deadline, not a fixed number of times: the server answers once its first worker
+    does, and 40 quick connections made while the second was still importing all went to the first."""
     clients: dict[int, httpx.AsyncClient] = {}
-    for _ in range(40):  # bounded: with two workers, 40 connections on one alone would be a bug
+    deadline = time.monotonic() + within
+    attempts = 0
+    while len(clients) < 2 and time.monotonic() < deadline and attempts < 400:  # bounded in both
+        attempts += 1
         client = httpx.AsyncClient(base_url=base_url, timeout=20, limits=httpx.Limits(max_connections=1))
         worker = await worker_of(client)
         if worker in clients:
             await client.aclose()
+            await asyncio.sleep(0.05)
         else:
             clients[worker] = client
-        if len(clients) == 2:
-            first, second = clients.values()
-            return first, second
+    if len(clients) == 2:
+        first, second = clients.values()
+        return first, second
     for client in clients.values():
         await client.aclose()
-    raise AssertionError(f"40 connections all went to worker(s) {list(clients)}")
+    raise AssertionError(f"{attempts} connections in {within:.0f} s all went to worker(s) {list(clients)}")
 
 
 @pytest.mark.parametrize("setup", MULTIPROCESS_SETUPS)

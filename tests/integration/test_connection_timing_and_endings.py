@@ -98,8 +98,8 @@ async def test_time_to_first_token_counts_from_when_the_request_was_received() -
                         first_token = time.monotonic() - sent
                         break
     # Due 600 ms after the request arrived, 100 ms after the stream started; counted from the start,
-    # it would have come after 1.1 s.
-    assert 0.6 <= first_token < 0.95, first_token
+    # it would have come after 1.1 s (the upper bound is that, not tighter: a loaded machine adds lateness).
+    assert 0.6 <= first_token < 1.05, first_token
 
 
 async def test_a_body_sent_in_parts_is_read_whole_and_the_schedule_counts_from_its_end() -> None:
@@ -134,8 +134,8 @@ async def test_a_body_sent_in_parts_is_read_whole_and_the_schedule_counts_from_i
     assert b'"text":"one"' in raw  # the echo model answered the whole prompt
     assert b"event: finish" in raw
     # Due 300 ms after the body was complete: counted from the request's head, it would have left
-    # about 0.1 s after the body's end.
-    assert 0.3 <= first_token < 0.6, first_token
+    # about 0.1 s after the body's end. Wrong is early, so the upper bound only says "not lost".
+    assert 0.3 <= first_token < 1.5, first_token
 
 
 async def test_a_paced_stream_s_schedule_counts_from_when_its_connection_read_the_request() -> None:

@@ -7,6 +7,7 @@ in pytest's process)."""
 from __future__ import annotations
 
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -55,12 +56,18 @@ def test_time_to_first_token_is_the_first_token_not_the_headers(connection: Conn
     assert record.outcome == "ok", record.error
     assert record.ttft_ms is not None
     assert 290 <= record.ttft_ms < 450
-    assert all(20 < gap < 120 for gap in record.itl_ms()), record.itl_ms()
+    # Tokens seen one at a time, as sent: a client reading in blocks sees several with no gap between
+    # them. One bunched pair is allowed, as is any gap's length: the server keeps an absolute schedule,
+    # so a token a loaded machine delayed arrives close to the next one (bounds on every gap failed so).
+    itl = record.itl_ms()
+    assert sum(gap < 5 for gap in itl) <= 1, itl
+    assert statistics.median(itl) == pytest.approx(50, abs=20), itl
     assert record.tpot_ms == pytest.approx(50, abs=15)
     assert record.e2e_ms >= 300 + 9 * 50 * 0.8
     lags = record.lag_ms()
     assert len(lags) == 10
-    assert all(-1 < lag < 50 for lag in lags), lags  # the send stamps are real, and close to arrival
+    # The send stamps are real, and close to arrival (a client reading in blocks lags by whole gaps).
+    assert all(-1 < lag < 100 for lag in lags), lags
 
 
 @pytest.mark.parametrize("kind", ["native", "openai", "anthropic"])

@@ -121,7 +121,9 @@ def test_client_disconnect_stops_the_producer_at_once(server: RunningServer) -> 
         # The client has hung up: the server must notice and finalise the producer at once.
         took = wait_for("the stream is closed as client_disconnected", stream_closed, timeout=5)
     assert [e.id for e in events] == ["1", "2", "3"]
-    assert took < 0.2, f"the producer ran on for {took:.3f} s after the client left"
+    # Well under the 0.5 s heartbeat and the 2 s write timeout, the later ways a server could notice; not
+    # tighter, as the polls of /metrics themselves are slow on a loaded machine.
+    assert took < 0.45, f"the producer ran on for {took:.3f} s after the client left"
 
 
 def test_a_client_that_stops_reading_is_dropped(server: RunningServer) -> None:
