@@ -191,7 +191,7 @@ async def clients_on_two_workers(
     the worker per connection; `/readyz` says which one answered).
 
     Asked for until a deadline, not a fixed number of times: the server answers once its first worker
-    does, and 40 quick connections made while the second was still importing all went to the first."""
+    does, and 40 quick connections made while the second is still importing could all go to the first."""
     clients: dict[int, httpx.AsyncClient] = {}
     deadline = time.monotonic() + within
     attempts = 0
