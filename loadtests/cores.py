@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
-    "CPU_CGROUP", "Placement", "busiest_worker_share", "on_own_cores", "place_workers", "placement_for",
-    "readiness_of_each_worker", "remove_stale_groups", "worker_pids",
+    "CPU_CGROUP", "Placement", "allowed_cpus", "busiest_worker_share", "on_own_cores", "place_workers",
+    "placement_for", "readiness_of_each_worker", "remove_stale_groups", "worker_pids",
 ]  # fmt: skip
 
 CPU_CGROUP = Path("/sys/fs/cgroup/cpu")  # cgroup v1's cpu controller, where it is mounted

@@ -21,9 +21,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from cores import readiness_of_each_worker
 
 from llmstream import ServerSentEvent, SSEDecoder, cli
 from llmstream.config import Settings, env_name, flag_name
@@ -239,19 +241,11 @@ async def test_workers_serve_and_stop_together(setup: str, tmp_path: Path) -> No
 OUR_SUPERVISOR_SETUPS = [param for param in MULTIPROCESS_SETUPS if param.values[0] != "granian"]
 
 
-async def workers_answering(base_url: str, count: int, *, within: float) -> dict[int, Any]:
-    """/readyz of each of ``count`` workers, asked on new connections until each has answered."""
-    answers: dict[int, Any] = {}
-    deadline = time.monotonic() + within
-    fresh_connections = httpx.Limits(max_keepalive_connections=0)
-    async with httpx.AsyncClient(timeout=5, limits=fresh_connections) as client:
-        while len(answers) < count and time.monotonic() < deadline:
-            try:
-                ready = (await client.get(f"{base_url}/readyz")).json()
-                answers[ready["worker"]] = ready
-            except httpx.HTTPError:  # a worker still starting or being replaced: ask again shortly
-                await asyncio.sleep(0.05)
-    return answers
+async def workers_answering(server: RunningServer, count: int) -> dict[int, Any]:
+    """/readyz of each of ``count`` workers (the bench's own helper, off the event loop: it blocks)."""
+    port = urlsplit(server.base_url).port
+    assert port is not None
+    return await asyncio.to_thread(readiness_of_each_worker, port, count, timeout=20)
 
 
 @pytest.mark.parametrize("setup", OUR_SUPERVISOR_SETUPS)
@@ -261,7 +255,7 @@ async def test_a_worker_that_dies_is_replaced_and_no_connection_meanwhile_is_los
     # The parent keeps the listening socket open: while a worker is gone, the others and then its
     # replacement take the new connections; none is refused or reset.
     with serving(setup, tmp_path, "--workers", "2") as server:
-        before = await workers_answering(server.base_url, 2, within=20)
+        before = await workers_answering(server, 2)
         assert len(before) == 2, server.log()
         await asyncio.sleep(STARTUP_SECONDS + 0.5)  # a worker dying sooner is a startup failure
         victim = min(before)
@@ -270,7 +264,7 @@ async def test_a_worker_that_dies_is_replaced_and_no_connection_meanwhile_is_los
         async with httpx.AsyncClient(timeout=30, limits=fresh_connections) as client:
             answers = await asyncio.gather(*(client.get(f"{server.base_url}/healthz") for _ in range(40)))
         assert [answer.status_code for answer in answers] == [200] * 40, server.log()
-        after = await workers_answering(server.base_url, 2, within=20)
+        after = await workers_answering(server, 2)
         assert len(after) == 2, server.log()
         assert victim not in after
         assert server.process.poll() is None

@@ -4,6 +4,7 @@ compared; the figures themselves are for `make bench` and docs/performance.md, n
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -47,7 +48,7 @@ def test_the_bench_harness_measures_every_stack_and_prints_ratios(tmp_path: Path
         steps = {round(step * placement.share) for step in results["sizes"]["scaleout_steps"]} | {0}
         assert {run["workers 1 streams"], run["workers 2 streams"]} <= steps, run
         busiest = run["busiest worker %"]  # NaN when --workers 2 held no step
-        assert busiest != busiest or 50 <= busiest <= 100, run
+        assert math.isnan(busiest) or 50 <= busiest <= 100, run
         assert "--workers 2 against --workers 1" in output
 
 
